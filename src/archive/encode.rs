@@ -1,0 +1,156 @@
+//! Batches → objects: activities grouped by event hour, each group gzip-compressed NDJSON.
+//!
+//! Pure: no I/O but into memory. Each line is the activity's raw JSON as served, then LF; the
+//! object ends with a newline. The reverse, [`decode_activities`], reads an object back (used to
+//! recover the ids of a batch whose commit was lost, and by tests).
+
+use std::io::{self, Read, Write};
+
+use flate2::Compression;
+use flate2::read::MultiGzDecoder;
+use flate2::write::GzEncoder;
+use jiff::Timestamp;
+
+use super::key::{object_key, partition};
+use crate::feed::Activity;
+
+/// The gzip level: see BENCHMARKS.md for the cost trade-off behind it.
+pub const GZIP_LEVEL: u32 = 6;
+
+/// One object ready to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedObject {
+    pub key: String,
+    pub body: Vec<u8>,
+    pub activities: usize,
+    pub first_id: String,
+    pub last_id: String,
+    /// Uncompressed NDJSON bytes.
+    pub raw_bytes: usize,
+}
+
+/// Encodes `activities` (in feed order) into one object per event hour.
+pub fn encode_batch(prefix: &str, activities: &[&Activity]) -> io::Result<Vec<EncodedObject>> {
+    let mut objects = Vec::new();
+    let mut start = 0;
+    while start < activities.len() {
+        let hour = partition("", activities[start].created_at);
+        let len = activities[start..]
+            .iter()
+            .take_while(|a| partition("", a.created_at) == hour)
+            .count();
+        objects.push(encode_object(prefix, &activities[start..start + len])?);
+        start += len;
+    }
+    Ok(objects)
+}
+
+/// Encodes one non-empty group of activities of the same hour.
+fn encode_object(prefix: &str, group: &[&Activity]) -> io::Result<EncodedObject> {
+    let raw_bytes: usize = group.iter().map(|a| a.raw.len() + 1).sum();
+    let mut gz = GzEncoder::new(
+        Vec::with_capacity(raw_bytes / 6 + 64),
+        Compression::new(GZIP_LEVEL),
+    );
+    for a in group {
+        gz.write_all(a.raw.as_bytes())?;
+        gz.write_all(b"\n")?;
+    }
+    let body = gz.finish()?;
+    let (first, last) = match (group.first(), group.last()) {
+        (Some(f), Some(l)) => (f, l),
+        _ => return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty object")),
+    };
+    Ok(EncodedObject {
+        key: object_key(
+            prefix,
+            first.created_at,
+            group.iter().map(|a| a.id.as_str()),
+        ),
+        body,
+        activities: group.len(),
+        first_id: first.id.clone(),
+        last_id: last.id.clone(),
+        raw_bytes,
+    })
+}
+
+/// Reads an activity object back into `(id, created_at)` per line.
+pub fn decode_activities(body: &[u8]) -> io::Result<Vec<(String, Timestamp)>> {
+    let mut text = String::new();
+    MultiGzDecoder::new(body).read_to_string(&mut text)?;
+    #[derive(serde::Deserialize)]
+    struct Head {
+        id: String,
+        created_at: Timestamp,
+    }
+    text.lines()
+        .filter(|l| !l.is_empty())
+        .map(|line| {
+            serde_json::from_str::<Head>(line)
+                .map(|h| (h.id, h.created_at))
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn activity(id: &str, created_at: &str) -> Activity {
+        Activity {
+            id: id.into(),
+            created_at: created_at.parse().unwrap(),
+            raw: format!(r#"{{"id":"{id}","created_at":"{created_at}","x":"é"}}"#).into(),
+        }
+    }
+
+    #[test]
+    fn one_object_per_event_hour_with_lines_as_served() {
+        // GIVEN three activities over two hours
+        let a = [
+            activity("a1", "2026-01-01T09:59:59.999Z"),
+            activity("a2", "2026-01-01T10:00:00Z"),
+            activity("a3", "2026-01-01T10:30:00.123456Z"),
+        ];
+        let refs: Vec<&Activity> = a.iter().collect();
+        // WHEN encoded
+        let objects = encode_batch("p/", &refs).unwrap();
+        // THEN two objects, each gzip NDJSON of the raw records with a trailing newline
+        assert_eq!(objects.len(), 2);
+        assert!(
+            objects[0]
+                .key
+                .starts_with("p/year=2026/month=01/day=01/hour=09/")
+        );
+        assert!(
+            objects[1]
+                .key
+                .starts_with("p/year=2026/month=01/day=01/hour=10/")
+        );
+        let mut text = String::new();
+        MultiGzDecoder::new(&objects[1].body[..])
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text, format!("{}\n{}\n", a[1].raw, a[2].raw));
+        assert_eq!(
+            (objects[1].first_id.as_str(), objects[1].last_id.as_str()),
+            ("a2", "a3")
+        );
+        assert_eq!(objects[1].activities, 2);
+        let ids = decode_activities(&objects[1].body).unwrap();
+        assert_eq!(
+            ids,
+            vec![
+                ("a2".to_string(), a[1].created_at),
+                ("a3".to_string(), a[2].created_at)
+            ]
+        );
+    }
+
+    #[test]
+    fn an_empty_batch_makes_no_object() {
+        assert!(encode_batch("p/", &[]).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,117 @@
+//! The archive: where activity objects go, through the [`ObjectSink`] port.
+//!
+//! Objects are immutable and written only if absent (`If-None-Match: *` on S3): a second write of
+//! the same key reports [`PutOutcome::AlreadyPresent`] and changes nothing, which is what makes a
+//! retried batch harmless.
+
+pub mod encode;
+pub mod key;
+pub mod s3;
+
+use std::future::Future;
+
+pub use encode::{EncodedObject, decode_activities, encode_batch};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    Created,
+    /// An object with this key existed already; it was left as it was.
+    AlreadyPresent,
+}
+
+/// The port activity objects are written through.
+pub trait ObjectSink: Send + Sync {
+    /// Checks that the destination exists before a run commits anything (reads nothing useful).
+    fn probe(&self) -> impl Future<Output = Result<(), SinkError>> + Send;
+    /// Writes `object` unless its key exists.
+    fn put_new(
+        &self,
+        object: &EncodedObject,
+    ) -> impl Future<Output = Result<PutOutcome, SinkError>> + Send;
+    /// Reads an object back; `None` when it does not exist.
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, SinkError>> + Send;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("the output bucket {bucket:?} does not exist; create it or fix OUTPUT_BUCKET")]
+    BucketNotFound { bucket: String },
+    #[error(
+        "not allowed to write to s3://{bucket}/{key}; grant s3:PutObject and s3:GetObject under the output prefix (and kms:GenerateDataKey on a KMS bucket key)"
+    )]
+    AccessDenied {
+        bucket: String,
+        key: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("S3 failed on s3://{bucket}/{key}")]
+    Unavailable {
+        bucket: String,
+        key: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+#[cfg(test)]
+pub mod memory {
+    //! An in-memory [`ObjectSink`] with S3's create-if-absent rule, for the core's tests.
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    pub struct MemorySink {
+        pub objects: Mutex<BTreeMap<String, Vec<u8>>>,
+        /// Fail every put after this many successful ones (a crash after N writes).
+        pub fail_after_puts: Mutex<Option<usize>>,
+        pub missing_bucket: bool,
+    }
+
+    impl MemorySink {
+        /// Every delivered line, by object, in key order.
+        pub fn ids(&self) -> Vec<String> {
+            self.objects
+                .lock()
+                .unwrap()
+                .values()
+                .flat_map(|b| decode_activities(b).unwrap())
+                .map(|(id, _)| id)
+                .collect()
+        }
+    }
+
+    impl ObjectSink for MemorySink {
+        async fn probe(&self) -> Result<(), SinkError> {
+            if self.missing_bucket {
+                return Err(SinkError::BucketNotFound {
+                    bucket: "memory".into(),
+                });
+            }
+            Ok(())
+        }
+        async fn put_new(&self, object: &EncodedObject) -> Result<PutOutcome, SinkError> {
+            let mut budget = self.fail_after_puts.lock().unwrap();
+            if let Some(n) = budget.as_mut() {
+                if *n == 0 {
+                    return Err(SinkError::Unavailable {
+                        bucket: "memory".into(),
+                        key: object.key.clone(),
+                        source: "injected".into(),
+                    });
+                }
+                *n -= 1;
+            }
+            let mut objects = self.objects.lock().unwrap();
+            if objects.contains_key(&object.key) {
+                return Ok(PutOutcome::AlreadyPresent);
+            }
+            objects.insert(object.key.clone(), object.body.clone());
+            Ok(PutOutcome::Created)
+        }
+        async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, SinkError> {
+            Ok(self.objects.lock().unwrap().get(key).cloned())
+        }
+    }
+}

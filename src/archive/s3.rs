@@ -1,0 +1,149 @@
+//! [`ObjectSink`] over Amazon S3: conditional `PutObject` (`If-None-Match: *`), `GetObject`.
+//!
+//! A 412 answer means an object with the key exists: since keys are fixed by content, the batch is
+//! already in the archive and nothing more is written. A 409 (a conditional write racing another
+//! on the same key) is retried, as S3 asks.
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+
+use super::{EncodedObject, ObjectSink, PutOutcome, SinkError};
+
+/// Where the collector keeps a probe key: under a `_` segment, which query engines skip.
+pub const PROBE_KEY: &str = "_collector/probe";
+
+pub struct S3Sink {
+    client: Client,
+    bucket: String,
+    prefix: String,
+}
+
+impl S3Sink {
+    pub fn new(client: Client, bucket: impl Into<String>, prefix: impl Into<String>) -> S3Sink {
+        S3Sink {
+            client,
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+        }
+    }
+
+    fn classify<E, R>(&self, key: &str, e: SdkError<E, R>) -> SinkError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug + Send + Sync + 'static,
+    {
+        let bucket = self.bucket.clone();
+        let key = key.to_owned();
+        match e.code() {
+            Some("NoSuchBucket") => SinkError::BucketNotFound { bucket },
+            Some("AccessDenied")
+            | Some("AllAccessDisabled")
+            | Some("KMS.AccessDeniedException") => SinkError::AccessDenied {
+                bucket,
+                key,
+                source: Box::new(e),
+            },
+            _ => SinkError::Unavailable {
+                bucket,
+                key,
+                source: Box::new(e),
+            },
+        }
+    }
+}
+
+fn status<E, R: HttpStatus>(e: &SdkError<E, R>) -> Option<u16> {
+    e.raw_response().map(HttpStatus::status)
+}
+
+trait HttpStatus {
+    fn status(&self) -> u16;
+}
+
+impl HttpStatus for aws_sdk_s3::config::http::HttpResponse {
+    fn status(&self) -> u16 {
+        self.status().as_u16()
+    }
+}
+
+impl ObjectSink for S3Sink {
+    async fn probe(&self) -> Result<(), SinkError> {
+        let key = format!("{}{PROBE_KEY}", self.prefix);
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => match self.classify(&key, e) {
+                // The bucket exists: a missing or forbidden probe key says nothing more.
+                SinkError::AccessDenied { .. } | SinkError::Unavailable { .. } => Ok(()),
+                missing => Err(missing),
+            },
+        }
+    }
+
+    async fn put_new(&self, object: &EncodedObject) -> Result<PutOutcome, SinkError> {
+        const CONFLICT_RETRIES: u32 = 3;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(&object.key)
+                .if_none_match("*")
+                // No Content-Encoding: readers would unzip in transit and then fail on `.gz`.
+                .content_type("application/gzip")
+                .metadata("activity-count", object.activities.to_string())
+                .metadata("first-activity-id", &object.first_id)
+                .metadata("last-activity-id", &object.last_id)
+                .body(ByteStream::from(object.body.clone()))
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(PutOutcome::Created),
+                Err(e) if status(&e) == Some(412) || e.code() == Some("PreconditionFailed") => {
+                    return Ok(PutOutcome::AlreadyPresent);
+                }
+                Err(e) if status(&e) == Some(409) && attempt <= CONFLICT_RETRIES => {
+                    tracing::warn!(key = %object.key, attempt, "conditional write conflict; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(attempt)))
+                        .await;
+                }
+                Err(e) => return Err(self.classify(&object.key, e)),
+            }
+        }
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, SinkError> {
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => {
+                let bytes = out
+                    .body
+                    .collect()
+                    .await
+                    .map_err(|e| SinkError::Unavailable {
+                        bucket: self.bucket.clone(),
+                        key: key.to_owned(),
+                        source: Box::new(e),
+                    })?;
+                Ok(Some(bytes.into_bytes().to_vec()))
+            }
+            Err(e) if e.code() == Some("NoSuchKey") => Ok(None),
+            Err(e) => Err(self.classify(key, e)),
+        }
+    }
+}

@@ -1,0 +1,354 @@
+//! The Activity Feed over HTTPS with reqwest: headers, timeouts, pacing and the retry loop.
+//!
+//! [`HttpClient`] is built once per cold start (connection pool, TLS, pacing state); each run
+//! borrows it with the key it just read as an [`HttpFeed`]. A failed request never moves the
+//! position: the same request is retried until it succeeds, fails permanently, or the next wait
+//! would cross the run's deadline. Every response's `request-id` is logged; the key never is.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::{StatusCode, Url};
+use serde::Deserialize;
+
+use super::query::{ACTIVITIES_PATH, query_string};
+use super::retry::{Backoff, Decision, Failure, decide};
+use super::{ActivityFeed, FeedError, Page, PageQuery, RequestStats};
+use crate::clock::{Clock, Deadline};
+use crate::secrets::ApiKey;
+
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+pub const USER_AGENT: &str = concat!(
+    "anthropic-compliance-collector/",
+    env!("CARGO_PKG_VERSION"),
+    " (+https://github.com/anthropic-compliance-collector)"
+);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A 5000-record page of large records can take a while; no single request may take longer.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Below this much time left, a request is not worth starting.
+const MIN_REQUEST_TIME: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the HTTP client")]
+pub struct BuildError(#[source] reqwest::Error);
+
+/// The long-lived half: connection pool, base URL, pacing. Built once per cold start.
+pub struct HttpClient<C> {
+    http: reqwest::Client,
+    endpoint: Url,
+    clock: C,
+    backoff: Backoff,
+    /// The smallest gap between two requests, from `MAX_REQUESTS_PER_MINUTE`.
+    min_interval: Duration,
+    last_request: Mutex<Option<Timestamp>>,
+}
+
+impl<C: Clock> HttpClient<C> {
+    pub fn new(
+        base_url: &Url,
+        max_requests_per_minute: u32,
+        clock: C,
+        backoff: Backoff,
+    ) -> Result<HttpClient<C>, BuildError> {
+        let http = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .https_only(base_url.scheme() == "https")
+            .build()
+            .map_err(BuildError)?;
+        let mut endpoint = base_url.clone();
+        if !endpoint.path().ends_with('/') {
+            endpoint.set_path(&format!("{}/", endpoint.path()));
+        }
+        let endpoint = endpoint.join(ACTIVITIES_PATH).unwrap_or(endpoint);
+        Ok(HttpClient {
+            http,
+            endpoint,
+            clock,
+            backoff,
+            min_interval: Duration::from_secs(60) / max_requests_per_minute.max(1),
+            last_request: Mutex::new(None),
+        })
+    }
+
+    /// This client with one run's key.
+    pub fn with_key<'a>(&'a self, key: &'a ApiKey) -> HttpFeed<'a, C> {
+        HttpFeed { client: self, key }
+    }
+
+    /// Waits until the pacing interval since the previous request has passed; false when that
+    /// would cross `deadline`.
+    async fn pace(&self, deadline: Deadline) -> bool {
+        let now = self.clock.now();
+        let wait = {
+            let mut last = self.last_request.lock().unwrap_or_else(|e| e.into_inner());
+            let next = last
+                .and_then(|t| {
+                    t.checked_add(SignedDuration::try_from(self.min_interval).ok()?)
+                        .ok()
+                })
+                .unwrap_or(now);
+            let wait = Duration::try_from(next.duration_since(now)).unwrap_or(Duration::ZERO);
+            if wait + MIN_REQUEST_TIME > deadline.remaining(now) {
+                return false;
+            }
+            *last = Some(next.max(now));
+            wait
+        };
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        true
+    }
+}
+
+/// One run's view of the feed: the shared client and the key read for this run.
+pub struct HttpFeed<'a, C> {
+    client: &'a HttpClient<C>,
+    key: &'a ApiKey,
+}
+
+impl<C: Clock> ActivityFeed for HttpFeed<'_, C> {
+    async fn fetch(
+        &self,
+        query: &PageQuery,
+        deadline: Deadline,
+    ) -> Result<(Page, RequestStats), FeedError> {
+        let client = self.client;
+        let mut url = client.endpoint.clone();
+        url.set_query(Some(&query_string(query)));
+        let mut stats = RequestStats::default();
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            if !client.pace(deadline).await {
+                return Err(if attempt == 1 {
+                    FeedError::DeadlineReached
+                } else {
+                    FeedError::Unavailable {
+                        attempts: attempt - 1,
+                        last: "deadline".into(),
+                    }
+                });
+            }
+            let timeout = REQUEST_TIMEOUT.min(deadline.remaining(client.clock.now()));
+            stats.requests += 1;
+            let (failure, response, last) = match self.attempt(&url, timeout).await {
+                Ok(Attempt::Page {
+                    page,
+                    request_id,
+                    remaining,
+                }) => {
+                    stats.request_id = request_id;
+                    stats.rate_limit_remaining = remaining.or(stats.rate_limit_remaining);
+                    tracing::info!(
+                        request_id = stats.request_id.as_deref().unwrap_or("-"),
+                        activities = page.activities.len(),
+                        has_more = page.has_more,
+                        attempt,
+                        "page fetched"
+                    );
+                    return Ok((page, stats));
+                }
+                Ok(Attempt::Invalid { request_id, source }) => {
+                    tracing::error!(
+                        request_id = request_id.as_deref().unwrap_or("-"),
+                        error = %source,
+                        "unreadable page: the run stops here without advancing"
+                    );
+                    return Err(FeedError::InvalidPage { request_id, source });
+                }
+                Ok(Attempt::Status(response)) => {
+                    stats.rate_limit_remaining = response.remaining.or(stats.rate_limit_remaining);
+                    stats.throttled += u32::from(response.status == 429);
+                    tracing::warn!(
+                        request_id = response.request_id.as_deref().unwrap_or("-"),
+                        status = response.status,
+                        error_type = %response.error_type,
+                        attempt,
+                        "request failed"
+                    );
+                    let failure = Failure::Status {
+                        status: response.status,
+                        retry_after: response.retry_after,
+                        should_retry: response.should_retry,
+                    };
+                    let last = format!("{} {}", response.status, response.error_type);
+                    (failure, Some(response), last)
+                }
+                Err(e) => {
+                    let last = error_chain(&e);
+                    tracing::warn!(error = %last, attempt, "request failed in transport");
+                    (Failure::Transport, None, last)
+                }
+            };
+            match decide(failure, attempt, client.backoff, fastrand::f64()) {
+                Decision::GiveUp => {
+                    return Err(match response {
+                        Some(r) => r.into_error(attempt),
+                        None => FeedError::Unavailable {
+                            attempts: attempt,
+                            last,
+                        },
+                    });
+                }
+                Decision::Retry(wait)
+                    if wait + MIN_REQUEST_TIME > deadline.remaining(client.clock.now()) =>
+                {
+                    return Err(match response {
+                        Some(r) if r.status == 429 => FeedError::RateLimited {
+                            retry_after: r.retry_after,
+                        },
+                        _ => FeedError::Unavailable {
+                            attempts: attempt,
+                            last,
+                        },
+                    });
+                }
+                Decision::Retry(wait) => tokio::time::sleep(wait).await,
+            }
+        }
+    }
+}
+
+enum Attempt {
+    Page {
+        page: Page,
+        request_id: Option<String>,
+        remaining: Option<u32>,
+    },
+    Invalid {
+        request_id: Option<String>,
+        source: super::PageError,
+    },
+    Status(ErrorResponse),
+}
+
+struct ErrorResponse {
+    status: u16,
+    error_type: String,
+    message: String,
+    request_id: Option<String>,
+    retry_after: Option<Duration>,
+    should_retry: Option<bool>,
+    remaining: Option<u32>,
+}
+
+impl ErrorResponse {
+    fn into_error(self, attempts: u32) -> FeedError {
+        let ErrorResponse {
+            status,
+            error_type,
+            message,
+            request_id,
+            ..
+        } = self;
+        match status {
+            401 => FeedError::Unauthorized {
+                error_type,
+                message,
+                request_id,
+            },
+            403 => FeedError::Forbidden {
+                error_type,
+                message,
+                request_id,
+            },
+            400..=499 => FeedError::Rejected {
+                status,
+                error_type,
+                message,
+                request_id,
+            },
+            _ => FeedError::Unavailable {
+                attempts,
+                last: format!("{status} {error_type}: {message} (request-id {request_id:?})"),
+            },
+        }
+    }
+}
+
+impl<C: Clock> HttpFeed<'_, C> {
+    async fn attempt(&self, url: &Url, timeout: Duration) -> Result<Attempt, reqwest::Error> {
+        let response = self
+            .client
+            .http
+            .get(url.clone())
+            .timeout(timeout)
+            .header("x-api-key", self.key.header_value())
+            .header("anthropic-version", ANTHROPIC_VERSION)
+            .header("accept", "application/json")
+            .send()
+            .await?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let request_id = header_str(&headers, "request-id").map(str::to_owned);
+        let remaining = header_str(&headers, "anthropic-ratelimit-requests-remaining")
+            .and_then(|v| v.parse().ok());
+        let body = response.bytes().await?;
+        if status.is_success() {
+            return Ok(match Page::parse(&body) {
+                Ok(page) => Attempt::Page {
+                    page,
+                    request_id,
+                    remaining,
+                },
+                Err(source) => Attempt::Invalid { request_id, source },
+            });
+        }
+        let (error_type, message) = error_body(&body, status);
+        Ok(Attempt::Status(ErrorResponse {
+            status: status.as_u16(),
+            error_type,
+            message,
+            request_id,
+            retry_after: header_str(&headers, "retry-after")
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(Duration::from_secs_f64),
+            should_retry: header_str(&headers, "x-should-retry").and_then(|v| v.parse().ok()),
+            remaining,
+        }))
+    }
+}
+
+fn header_str<'h>(headers: &'h HeaderMap<HeaderValue>, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// `error.type` and `error.message` from either documented error body form.
+fn error_body(body: &[u8], status: StatusCode) -> (String, String) {
+    #[derive(Deserialize)]
+    struct Wrapper {
+        error: Detail,
+    }
+    #[derive(Deserialize)]
+    struct Detail {
+        #[serde(rename = "type")]
+        kind: String,
+        #[serde(default)]
+        message: String,
+    }
+    match serde_json::from_slice::<Wrapper>(body) {
+        Ok(w) => (w.error.kind, w.error.message),
+        Err(_) => (
+            format!("http_{}", status.as_u16()),
+            String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+        ),
+    }
+}
+
+/// The error and its sources, joined: reqwest's top-level message alone hides the cause.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

@@ -1,0 +1,106 @@
+//! The Activity Feed port: what the sync core needs from the Compliance API, and nothing of HTTP.
+//!
+//! A [`PageQuery`] names one page (window bounds, cursor, filters); the feed answers with a
+//! [`Page`] whose activities keep their raw JSON exactly as served. Cursors are opaque strings that
+//! the core stores and hands back, never parses. Errors are classified once, here, so the retry
+//! policy, the run's outcome and the operator's message all agree on what a failure means.
+
+pub mod http;
+pub mod page;
+pub mod query;
+pub mod retry;
+
+use std::future::Future;
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use crate::clock::Deadline;
+pub use page::{Activity, Page, PageError};
+
+/// One page request: oldest first, within `[from, to)`, after `cursor` when resuming.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageQuery {
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub after: Option<String>,
+    pub organization_ids: Vec<String>,
+    pub limit: u32,
+}
+
+/// What the collector asks for per page: the API's maximum, so a poll costs one or two requests.
+pub const PAGE_LIMIT: u32 = 5000;
+
+/// What the feed reports about the requests it made for one page, for logs, metrics and summaries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestStats {
+    /// Every HTTP request sent, retries included.
+    pub requests: u32,
+    /// Responses with status 429.
+    pub throttled: u32,
+    /// The `request-id` of the response the page came from.
+    pub request_id: Option<String>,
+    /// `anthropic-ratelimit-requests-remaining` of the last response, when sent.
+    pub rate_limit_remaining: Option<u32>,
+}
+
+/// The port the sync core fetches through.
+pub trait ActivityFeed: Send + Sync {
+    /// Fetches one page, retrying transient failures for as long as `deadline` allows.
+    fn fetch(
+        &self,
+        query: &PageQuery,
+        deadline: Deadline,
+    ) -> impl Future<Output = Result<(Page, RequestStats), FeedError>> + Send;
+}
+
+/// A failed fetch, by what the operator or the run should do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    /// 401: the key is invalid, revoked or missing.
+    #[error(
+        "the Compliance API rejected the API key (401 {error_type}, request-id {request_id:?}): {message}"
+    )]
+    Unauthorized {
+        error_type: String,
+        message: String,
+        request_id: Option<String>,
+    },
+    /// 403: a valid key without `read:compliance_activities`.
+    #[error(
+        "the API key lacks the read:compliance_activities scope (403 {error_type}, request-id {request_id:?}): {message}"
+    )]
+    Forbidden {
+        error_type: String,
+        message: String,
+        request_id: Option<String>,
+    },
+    /// 400 or 404: the request itself is wrong; retrying cannot help.
+    #[error(
+        "the Compliance API refused the request ({status} {error_type}, request-id {request_id:?}): {message}"
+    )]
+    Rejected {
+        status: u16,
+        error_type: String,
+        message: String,
+        request_id: Option<String>,
+    },
+    /// 429 that could not be waited out before the deadline: stop and resume next run.
+    #[error(
+        "rate limited by the Compliance API; retry-after {retry_after:?} does not fit before the deadline"
+    )]
+    RateLimited { retry_after: Option<Duration> },
+    /// 5xx, 529, timeouts and broken connections that retries within the deadline did not cure.
+    #[error("the Compliance API is unavailable after {attempts} attempt(s): {last}")]
+    Unavailable { attempts: u32, last: String },
+    /// A 2xx response the client cannot understand: never skipped, the run stops here.
+    #[error("the Compliance API sent a page the collector cannot read (request-id {request_id:?})")]
+    InvalidPage {
+        request_id: Option<String>,
+        #[source]
+        source: PageError,
+    },
+    /// No time was left to even try.
+    #[error("no time left before the invocation's deadline to fetch a page")]
+    DeadlineReached,
+}

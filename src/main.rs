@@ -1,0 +1,95 @@
+//! The Lambda binary: the composition root. Builds the configuration, one AWS `SdkConfig` and
+//! every client once per cold start, then serves invocations through the Lambda Runtime API.
+//!
+//! A bad configuration does not crash the cold start: every invocation then fails with
+//! `ConfigurationInvalid` and the list of bad variables, which is what the operator sees first.
+
+use aws_config::BehaviorVersion;
+use jiff::Timestamp;
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use serde_json::Value;
+
+use anthropic_compliance_collector::archive::s3::S3Sink;
+use anthropic_compliance_collector::clock::SystemClock;
+use anthropic_compliance_collector::config::Config;
+use anthropic_compliance_collector::error::RunError;
+use anthropic_compliance_collector::feed::http::HttpClient;
+use anthropic_compliance_collector::feed::retry::Backoff;
+use anthropic_compliance_collector::handler::Collector;
+use anthropic_compliance_collector::secrets::KeyCache;
+use anthropic_compliance_collector::secrets::secretsmanager::SecretsManagerSource;
+use anthropic_compliance_collector::state::LIVE_STREAM;
+use anthropic_compliance_collector::state::dynamodb::DynamoStore;
+use anthropic_compliance_collector::telemetry::cloudwatch::CloudWatchMetrics;
+
+type AwsCollector =
+    Collector<SecretsManagerSource, S3Sink, DynamoStore, CloudWatchMetrics, SystemClock>;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let collector = match Config::from_env() {
+        Ok(config) => Ok(build(config).await?),
+        Err(e) => {
+            tracing::error!(error = %e, "invalid configuration; every invocation will fail until it is fixed");
+            Err(e)
+        }
+    };
+    let collector = &collector;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let collector = collector
+            .as_ref()
+            .map_err(|e| Diagnostic::from(RunError::from(e.clone())))?;
+        let deadline =
+            Timestamp::from_millisecond(i64::try_from(event.context.deadline).unwrap_or(i64::MAX))
+                .unwrap_or(Timestamp::MAX);
+        match collector
+            .handle(&event.payload, deadline, &event.context.request_id)
+            .await
+        {
+            Ok(summary) => Ok(serde_json::to_value(summary).unwrap_or(Value::Null)),
+            Err(e) => Err(Diagnostic::from(e)),
+        }
+    }))
+    .await
+}
+
+async fn build(config: Config) -> Result<AwsCollector, lambda_runtime::Error> {
+    let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    // Local emulators (tests, the demo) serve S3 on one host: path-style addressing.
+    let s3 = aws_sdk_s3::config::Builder::from(&sdk)
+        .force_path_style(sdk.endpoint_url().is_some())
+        .build();
+    let function_name = std::env::var("AWS_LAMBDA_FUNCTION_NAME")
+        .unwrap_or_else(|_| "anthropic-compliance-collector".into());
+    Ok(Collector {
+        secrets: SecretsManagerSource::new(
+            aws_sdk_secretsmanager::Client::new(&sdk),
+            &config.api_key_secret_id,
+        ),
+        keys: KeyCache::default(),
+        http: HttpClient::new(
+            &config.api_base_url,
+            config.max_requests_per_minute,
+            SystemClock,
+            Backoff::DOCUMENTED,
+        )?,
+        sink: S3Sink::new(
+            aws_sdk_s3::Client::from_conf(s3),
+            &config.output_bucket,
+            &config.output_prefix,
+        ),
+        store: DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            &config.state_table,
+            LIVE_STREAM,
+        ),
+        metrics: CloudWatchMetrics::new(
+            aws_sdk_cloudwatch::Client::new(&sdk),
+            &config.metric_namespace,
+            function_name,
+        ),
+        clock: SystemClock,
+        config,
+    })
+}

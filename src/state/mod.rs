@@ -1,0 +1,156 @@
+//! The collector's state: one typed record per stream, committed by compare-and-swap.
+//!
+//! [`SyncState`] is everything a run needs to resume: the watermark below which every activity is
+//! delivered, the window in progress with its opaque cursor, the dedupe memory of the overlap
+//! horizon, and the write intent of a batch whose objects may be in S3 without their ids being in
+//! the dedupe memory yet. A commit succeeds only if the stored version is the one loaded, so two
+//! runs can never both advance from the same state.
+
+pub mod dynamodb;
+
+use std::future::Future;
+
+use jiff::Timestamp;
+
+use crate::sync::seen::SeenSet;
+
+/// The partition key of the scheduled collection's state item.
+pub const LIVE_STREAM: &str = "live";
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncState {
+    /// Every activity created before this (and indexed within the overlap) has been delivered.
+    pub watermark: Option<Timestamp>,
+    /// The window being collected, when a run stopped before finishing it.
+    pub window: Option<Window>,
+    /// Ids delivered within the overlap horizon.
+    pub seen: SeenSet,
+    /// A batch being written: its objects may exist although their ids are not in `seen`.
+    pub pending: Option<Pending>,
+    /// Activities delivered by this stream since it began (informational).
+    pub delivered_total: u64,
+    /// When the state was last committed and by which run (informational).
+    pub updated_at: Option<Timestamp>,
+    pub updated_by: Option<String>,
+}
+
+/// A time window `[from, to)` collected oldest first, and how far the collection got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    pub from: Timestamp,
+    pub to: Timestamp,
+    /// The opaque cursor after the last stored page; `None` before the first page.
+    pub cursor: Option<String>,
+    /// `created_at` of the last activity the cursor has passed.
+    pub position: Option<Timestamp>,
+}
+
+/// The write intent of one batch, committed before its objects are written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub keys: Vec<String>,
+    /// The writing run's invocation deadline: until then the writer may still be alive.
+    pub lease_until: Timestamp,
+    pub run_id: String,
+}
+
+/// A state as loaded, with the version a commit must match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned {
+    pub state: SyncState,
+    pub version: u64,
+}
+
+/// The port the state is kept through.
+pub trait StateStore: Send + Sync {
+    fn load(&self) -> impl Future<Output = Result<Option<Versioned>, StateError>> + Send;
+    /// Stores `state` if the stored version is still `expected` (`None`: no item yet); returns the
+    /// new version.
+    fn commit(
+        &self,
+        state: &SyncState,
+        expected: Option<u64>,
+    ) -> impl Future<Output = Result<u64, StateError>> + Send;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(
+        "another run committed the state first (expected version {expected:?}); this run stops without writing more"
+    )]
+    Conflict { expected: Option<u64> },
+    #[error(
+        "the state table {table:?} does not exist; create it (partition key pk, String) or fix STATE_TABLE"
+    )]
+    TableNotFound { table: String },
+    #[error(
+        "not allowed to use the state table {table:?}; grant dynamodb:GetItem and PutItem on it"
+    )]
+    AccessDenied {
+        table: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("the state table {table:?} is unavailable")]
+    Unavailable {
+        table: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("the state item {pk:?} cannot be read: {reason}")]
+    Corrupt { pk: String, reason: String },
+    #[error("the state item would be {bytes} bytes, over DynamoDB's 400 KB item limit")]
+    TooLarge { bytes: usize },
+}
+
+#[cfg(test)]
+pub mod memory {
+    //! An in-memory [`StateStore`] with the same compare-and-swap rule, for the core's tests.
+    use super::*;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    pub struct MemoryStore {
+        pub item: Mutex<Option<Versioned>>,
+        pub commits: Mutex<u32>,
+        /// Fail the commit with this number (1-based) once, as a crash would.
+        pub fail_commit: Mutex<Option<u32>>,
+    }
+
+    impl MemoryStore {
+        pub fn state(&self) -> Option<SyncState> {
+            self.item.lock().unwrap().as_ref().map(|v| v.state.clone())
+        }
+    }
+
+    impl StateStore for MemoryStore {
+        async fn load(&self) -> Result<Option<Versioned>, StateError> {
+            Ok(self.item.lock().unwrap().clone())
+        }
+        async fn commit(
+            &self,
+            state: &SyncState,
+            expected: Option<u64>,
+        ) -> Result<u64, StateError> {
+            let mut n = self.commits.lock().unwrap();
+            *n += 1;
+            if *self.fail_commit.lock().unwrap() == Some(*n) {
+                *self.fail_commit.lock().unwrap() = None;
+                return Err(StateError::Unavailable {
+                    table: "memory".into(),
+                    source: "injected".into(),
+                });
+            }
+            let mut item = self.item.lock().unwrap();
+            if item.as_ref().map(|v| v.version) != expected {
+                return Err(StateError::Conflict { expected });
+            }
+            let version = expected.unwrap_or(0) + 1;
+            *item = Some(Versioned {
+                state: state.clone(),
+                version,
+            });
+            Ok(version)
+        }
+    }
+}

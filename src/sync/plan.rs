@@ -1,0 +1,110 @@
+//! Which window a run collects, from the state and the clock alone.
+//!
+//! A new window ends `SETTLE_SECONDS` before now (activities become queryable within a minute, so
+//! nothing newer is asked for) and starts `OVERLAP_SECONDS` before the watermark, re-reading the
+//! stretch where late-indexed activities may have appeared since; the very first window starts
+//! `INITIAL_LOOKBACK_HOURS` back. Bounds are whole seconds. A window left unfinished by an
+//! earlier run is resumed as it was, cursor and all.
+
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::state::{SyncState, Window};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Horizons {
+    pub settle: Duration,
+    pub overlap: Duration,
+    pub initial_lookback: Duration,
+}
+
+/// The window to collect now, or `None` when the watermark is already at the settle line.
+pub fn plan(state: &SyncState, now: Timestamp, h: &Horizons) -> Option<Window> {
+    if let Some(window) = &state.window {
+        return Some(window.clone());
+    }
+    let to = floor_second(now.checked_sub(signed(h.settle)).ok()?);
+    let from = match state.watermark {
+        Some(w) => w.checked_sub(signed(h.overlap)).ok()?,
+        None => now.checked_sub(signed(h.initial_lookback)).ok()?,
+    };
+    let from = floor_second(from);
+    let already_done = state.watermark.is_some_and(|w| w >= to);
+    (from < to && !already_done).then_some(Window {
+        from,
+        to,
+        cursor: None,
+        position: None,
+    })
+}
+
+pub fn signed(d: Duration) -> SignedDuration {
+    SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX)
+}
+
+fn floor_second(t: Timestamp) -> Timestamp {
+    Timestamp::from_second(t.as_second()).unwrap_or(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: Horizons = Horizons {
+        settle: Duration::from_secs(120),
+        overlap: Duration::from_secs(900),
+        initial_lookback: Duration::from_secs(168 * 3600),
+    };
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_first_window_looks_back_and_stops_short_of_now() {
+        let w = plan(&SyncState::default(), ts("2026-01-08T00:02:00.700Z"), &H).unwrap();
+        assert_eq!(
+            (w.from, w.to),
+            (ts("2026-01-01T00:02:00Z"), ts("2026-01-08T00:00:00Z"))
+        );
+        assert_eq!(w.cursor, None);
+    }
+
+    #[test]
+    fn later_windows_reread_the_overlap() {
+        let state = SyncState {
+            watermark: Some(ts("2026-01-08T00:00:00Z")),
+            ..Default::default()
+        };
+        let w = plan(&state, ts("2026-01-08T00:07:00Z"), &H).unwrap();
+        assert_eq!(
+            (w.from, w.to),
+            (ts("2026-01-07T23:45:00Z"), ts("2026-01-08T00:05:00Z"))
+        );
+    }
+
+    #[test]
+    fn no_window_when_the_watermark_is_at_the_settle_line() {
+        let state = SyncState {
+            watermark: Some(ts("2026-01-08T00:05:00Z")),
+            ..Default::default()
+        };
+        assert_eq!(plan(&state, ts("2026-01-08T00:07:00Z"), &H), None);
+    }
+
+    #[test]
+    fn an_unfinished_window_is_resumed_as_it_was() {
+        let window = Window {
+            from: ts("2026-01-01T00:00:00Z"),
+            to: ts("2026-01-02T00:00:00Z"),
+            cursor: Some("cur_x".into()),
+            position: Some(ts("2026-01-01T05:00:00Z")),
+        };
+        let state = SyncState {
+            window: Some(window.clone()),
+            ..Default::default()
+        };
+        assert_eq!(plan(&state, ts("2026-02-01T00:00:00Z"), &H), Some(window));
+    }
+}

@@ -1,0 +1,308 @@
+//! One run of the collector: recover, plan, then page → dedupe → write → commit until done.
+//!
+//! Invariants, in the order the code keeps them:
+//! 1. Write, then advance: the cursor and the dedupe memory move only in a commit made after the
+//!    objects they cover are in the archive.
+//! 2. A batch's object keys are committed as a write intent before the objects are written, so a
+//!    run that dies between write and commit leaves a trail: the next run reads those objects back
+//!    and adds their ids to the dedupe memory before fetching again. Keys are fixed by content, so
+//!    a rewrite of the same batch is refused by the archive rather than duplicated.
+//! 3. Every commit is compare-and-swap on the version loaded: a run that loses the race stops.
+//! 4. The dedupe memory keeps only ids that a later page can serve again: those at or after the
+//!    window's position, and those in the overlap before the window's end.
+//! 5. The deadline is checked before every page; a stop leaves a committed cursor to resume from.
+//! 6. A failure that needs a human (key, scope, bucket) happens before anything is committed.
+
+use std::collections::HashSet;
+
+use super::plan::{Horizons, plan, signed};
+use super::seen::id_hash;
+use super::{RunReport, StopReason};
+use crate::archive::{ObjectSink, PutOutcome, SinkError, decode_activities, encode_batch};
+use crate::clock::{Clock, Deadline};
+#[cfg(doc)]
+use crate::feed::PAGE_LIMIT;
+use crate::feed::{ActivityFeed, FeedError, PageQuery};
+use crate::state::{Pending, StateError, StateStore, SyncState, Window};
+
+/// What a run needs besides its ports.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub horizons: Horizons,
+    pub organization_ids: Vec<String>,
+    pub output_prefix: String,
+    /// Names this run in the state (`updated_by`, write intents) and in logs.
+    pub run_id: String,
+    /// Activities per page: [`PAGE_LIMIT`] in production.
+    pub page_limit: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Feed(#[from] FeedError),
+    #[error(transparent)]
+    Archive(#[from] SinkError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("cannot encode a batch")]
+    Encode(#[source] std::io::Error),
+    #[error("the object {key} of an interrupted batch exists but cannot be read back")]
+    Unrecoverable {
+        key: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A failed run: what it did before failing (already durable) and why it failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct RunFailure {
+    pub report: RunReport,
+    #[source]
+    pub error: SyncError,
+}
+
+/// Runs the collector once. On failure the report still tells what was delivered and committed.
+pub async fn run<F, S, St, C>(
+    feed: &F,
+    sink: &S,
+    store: &St,
+    clock: &C,
+    deadline: Deadline,
+    settings: &Settings,
+) -> Result<RunReport, RunFailure>
+where
+    F: ActivityFeed,
+    S: ObjectSink,
+    St: StateStore,
+    C: Clock,
+{
+    let mut run = Run {
+        feed,
+        sink,
+        store,
+        clock,
+        deadline,
+        settings,
+        report: RunReport::default(),
+    };
+    match run.go().await {
+        Ok(()) => Ok(run.report),
+        Err(error) => Err(RunFailure {
+            report: run.report,
+            error,
+        }),
+    }
+}
+
+struct Run<'a, F, S, St, C> {
+    feed: &'a F,
+    sink: &'a S,
+    store: &'a St,
+    clock: &'a C,
+    deadline: Deadline,
+    settings: &'a Settings,
+    report: RunReport,
+}
+
+impl<F, S, St, C> Run<'_, F, S, St, C>
+where
+    F: ActivityFeed,
+    S: ObjectSink,
+    St: StateStore,
+    C: Clock,
+{
+    async fn go(&mut self) -> Result<(), SyncError> {
+        let loaded = self.store.load().await?;
+        let (mut state, version) = match loaded {
+            Some(v) => (v.state, Some(v.version)),
+            None => (SyncState::default(), None),
+        };
+        self.report.watermark = state.watermark;
+        let now = self.clock.now();
+
+        if let Some(pending) = state.pending.take() {
+            if pending.lease_until > now {
+                tracing::warn!(
+                    holder = %pending.run_id,
+                    lease_until = %pending.lease_until,
+                    "another run holds the write lease; stopping without doing anything"
+                );
+                self.report.stop_reason = Some(StopReason::LeaseHeld);
+                return Ok(());
+            }
+            self.recover(&pending, &mut state).await?;
+        }
+
+        // A resumed window ends where an earlier run planned it; once it is done, a fresh one
+        // takes the run up to the settle line, so a completed run has delivered all that is due.
+        let mut version = version;
+        let mut probed = false;
+        let previous_watermark = state.watermark;
+        self.report.stop_reason = Some(StopReason::NothingNew);
+        while let Some(window) = plan(&state, now, &self.settings.horizons) {
+            self.report.window_from.get_or_insert(window.from);
+            self.report.window_to = Some(window.to);
+            let end = self
+                .collect_window(
+                    &mut state,
+                    &mut version,
+                    window,
+                    &mut probed,
+                    previous_watermark,
+                )
+                .await?;
+            self.report.stop_reason = Some(end);
+            if end != StopReason::CaughtUp {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Pages through one window until it is done or the run must stop; commits after every page.
+    async fn collect_window(
+        &mut self,
+        state: &mut SyncState,
+        version: &mut Option<u64>,
+        mut window: Window,
+        probed: &mut bool,
+        previous_watermark: Option<jiff::Timestamp>,
+    ) -> Result<StopReason, SyncError> {
+        let overlap = signed(self.settings.horizons.overlap);
+        let next_overlap_start = window.to.checked_sub(overlap).unwrap_or(window.from);
+        loop {
+            if self.deadline.reached(self.clock.now()) {
+                return Ok(StopReason::Deadline);
+            }
+            let query = PageQuery {
+                from: window.from,
+                to: window.to,
+                after: window.cursor.clone(),
+                organization_ids: self.settings.organization_ids.clone(),
+                limit: self.settings.page_limit,
+            };
+            let (page, stats) = match self.feed.fetch(&query, self.deadline).await {
+                Ok(fetched) => fetched,
+                Err(FeedError::DeadlineReached) => return Ok(StopReason::Deadline),
+                Err(FeedError::RateLimited { .. }) => {
+                    self.report.throttled += 1;
+                    return Ok(StopReason::RateLimited);
+                }
+                Err(e) => return Err(e.into()),
+            };
+            self.report.pages += 1;
+            self.report.requests += stats.requests;
+            self.report.throttled += stats.throttled;
+            self.report.last_request_id = stats.request_id;
+            self.report.rate_limit_remaining = stats.rate_limit_remaining;
+
+            // Dedupe against the memory and within the page itself.
+            let mut in_page = HashSet::with_capacity(page.activities.len());
+            let fresh: Vec<_> = page
+                .activities
+                .iter()
+                .filter(|a| {
+                    let h = id_hash(&a.id);
+                    let new = !state.seen.contains(h) && in_page.insert(h);
+                    self.report.duplicates_dropped += u64::from(!new);
+                    new
+                })
+                .collect();
+
+            if !fresh.is_empty() {
+                let objects = encode_batch(&self.settings.output_prefix, &fresh)
+                    .map_err(SyncError::Encode)?;
+                if !*probed {
+                    self.sink.probe().await?;
+                    *probed = true;
+                }
+                // Intent first: from here the objects may exist while their ids are not in `seen`.
+                state.pending = Some(Pending {
+                    keys: objects.iter().map(|o| o.key.clone()).collect(),
+                    lease_until: self.deadline.hard,
+                    run_id: self.settings.run_id.clone(),
+                });
+                *version = Some(self.commit(state, *version).await?);
+                for object in &objects {
+                    match self.sink.put_new(object).await? {
+                        PutOutcome::Created => {
+                            self.report.objects_written += 1;
+                            self.report.bytes_written += object.body.len() as u64;
+                        }
+                        PutOutcome::AlreadyPresent => {
+                            tracing::info!(key = %object.key, "object already present; not written again");
+                            self.report.objects_already_present += 1;
+                        }
+                    }
+                }
+                for a in &fresh {
+                    state.seen.insert(id_hash(&a.id), a.created_at);
+                    if previous_watermark.is_some_and(|w| a.created_at < w) {
+                        self.report.late_arrivals += 1;
+                    }
+                }
+                state.pending = None;
+                state.delivered_total += fresh.len() as u64;
+                self.report.delivered += fresh.len() as u64;
+            }
+
+            // Then advance: cursor, position, and the memory pruned to what can come again.
+            if let Some(last) = page.last_id {
+                window.cursor = Some(last);
+            }
+            if let Some(last) = page.activities.last() {
+                window.position = Some(last.created_at);
+            }
+            let done = !page.has_more;
+            if done {
+                state.watermark = Some(window.to);
+                state.window = None;
+                state.seen.prune_before(next_overlap_start);
+            } else {
+                let position = window.position.unwrap_or(window.from);
+                state.seen.prune_before(position.min(next_overlap_start));
+                state.window = Some(window.clone());
+            }
+            *version = Some(self.commit(state, *version).await?);
+            self.report.watermark = state.watermark;
+            if done {
+                return Ok(StopReason::CaughtUp);
+            }
+        }
+    }
+
+    /// Accounts for the objects of an interrupted batch: those that exist are delivered, so their
+    /// ids join the dedupe memory; those that do not were never written.
+    async fn recover(&mut self, pending: &Pending, state: &mut SyncState) -> Result<(), SyncError> {
+        tracing::warn!(
+            run = %pending.run_id,
+            objects = pending.keys.len(),
+            "recovering the write intent of an interrupted run"
+        );
+        for key in &pending.keys {
+            let Some(body) = self.sink.get(key).await? else {
+                continue;
+            };
+            let activities =
+                decode_activities(&body).map_err(|source| SyncError::Unrecoverable {
+                    key: key.clone(),
+                    source,
+                })?;
+            for (id, created_at) in &activities {
+                state.seen.insert(id_hash(id), *created_at);
+            }
+            state.delivered_total += activities.len() as u64;
+            self.report.recovered_objects += 1;
+        }
+        Ok(())
+    }
+
+    async fn commit(&self, state: &mut SyncState, expected: Option<u64>) -> Result<u64, SyncError> {
+        state.updated_at = Some(self.clock.now());
+        state.updated_by = Some(self.settings.run_id.clone());
+        Ok(self.store.commit(state, expected).await?)
+    }
+}

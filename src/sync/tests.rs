@@ -1,0 +1,579 @@
+//! The sync core's invariants, over in-memory fakes of every port.
+//!
+//! Contents:
+//! - a fake feed with the API's paging semantics (order, bounds, opaque position cursors,
+//!   late indexing, at-least-once re-serving, injected failures);
+//! - one test per invariant of design.md: no gaps, no duplicates, write then advance,
+//!   compare-and-swap, bounded dedupe memory, deadline stops, nothing touched on human errors;
+//! - a seeded randomised test mixing all of it over many runs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::*;
+use crate::archive::memory::MemorySink;
+use crate::clock::fake::FakeClock;
+use crate::clock::{Clock, Deadline};
+use crate::feed::{Activity, ActivityFeed, FeedError, Page, PageQuery, RequestStats};
+use crate::state::memory::MemoryStore;
+
+// ---------------------------------------------------------------------------------------------
+// The fake feed
+
+#[derive(Default)]
+struct FakeFeed {
+    /// (activity, visible)
+    data: Mutex<Vec<(Activity, bool)>>,
+    fetches: Mutex<u32>,
+    /// Fail fetch number n (1-based) with this error.
+    fail_at: Mutex<HashMap<u32, fn() -> FeedError>>,
+    /// Re-serve the previous page's last activity at the head of the next page (at-least-once).
+    reserve: bool,
+    /// Advance this clock by this much on every fetch.
+    tick: Option<(&'static FakeClock, Duration)>,
+}
+
+impl FakeFeed {
+    fn add(&self, id: &str, created_at: Timestamp, visible: bool) {
+        let raw =
+            format!(r#"{{"id":"{id}","created_at":"{created_at}","type":"claude_chat_created"}}"#);
+        self.data.lock().unwrap().push((
+            Activity {
+                id: id.into(),
+                created_at,
+                raw: raw.into(),
+            },
+            visible,
+        ));
+    }
+    fn reveal_all(&self) {
+        for (_, v) in self.data.lock().unwrap().iter_mut() {
+            *v = true;
+        }
+    }
+    fn cursor(a: &Activity) -> String {
+        format!("pos:{}:{}", a.created_at.as_nanosecond(), a.id)
+    }
+}
+
+impl ActivityFeed for FakeFeed {
+    async fn fetch(
+        &self,
+        q: &PageQuery,
+        _deadline: Deadline,
+    ) -> Result<(Page, RequestStats), FeedError> {
+        let n = {
+            let mut f = self.fetches.lock().unwrap();
+            *f += 1;
+            *f
+        };
+        if let Some((clock, d)) = self.tick {
+            clock.advance(d);
+        }
+        if let Some(make) = self.fail_at.lock().unwrap().remove(&n) {
+            return Err(make());
+        }
+        let mut rows: Vec<Activity> = self
+            .data
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(a, v)| *v && a.created_at >= q.from && a.created_at < q.to)
+            .map(|(a, _)| a.clone())
+            .collect();
+        rows.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        let start = match &q.after {
+            None => 0,
+            Some(c) => {
+                let mut parts = c.splitn(3, ':');
+                let (_, nanos, id) = (parts.next(), parts.next().unwrap(), parts.next().unwrap());
+                let pos = (
+                    Timestamp::from_nanosecond(nanos.parse().unwrap()).unwrap(),
+                    id.to_string(),
+                );
+                let after = rows
+                    .iter()
+                    .position(|a| (a.created_at, a.id.clone()) > pos)
+                    .unwrap_or(rows.len());
+                if self.reserve && after > 0 {
+                    after - 1
+                } else {
+                    after
+                }
+            }
+        };
+        let end = (start + q.limit as usize).min(rows.len());
+        let page_rows = rows[start..end].to_vec();
+        let page = Page {
+            has_more: end < rows.len(),
+            last_id: page_rows.last().map(FakeFeed::cursor),
+            activities: page_rows,
+        };
+        Ok((
+            page,
+            RequestStats {
+                requests: 1,
+                ..Default::default()
+            },
+        ))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+fn ts(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+fn leak_clock(t: &str) -> &'static FakeClock {
+    Box::leak(Box::new(FakeClock::at(t)))
+}
+
+fn settings(page_limit: u32) -> Settings {
+    Settings {
+        horizons: Horizons {
+            settle: Duration::from_secs(120),
+            overlap: Duration::from_secs(900),
+            initial_lookback: Duration::from_secs(24 * 3600),
+        },
+        organization_ids: vec![],
+        output_prefix: "p/".into(),
+        run_id: "run".into(),
+        page_limit,
+    }
+}
+
+struct World {
+    feed: FakeFeed,
+    sink: MemorySink,
+    store: MemoryStore,
+    clock: &'static FakeClock,
+    settings: Settings,
+}
+
+impl World {
+    fn new(now: &str, page_limit: u32) -> World {
+        World {
+            feed: FakeFeed::default(),
+            sink: MemorySink::default(),
+            store: MemoryStore::default(),
+            clock: leak_clock(now),
+            settings: settings(page_limit),
+        }
+    }
+
+    async fn run_for(&self, budget: Duration) -> Result<RunReport, RunFailure> {
+        let now = self.clock.now();
+        let deadline = Deadline::new(now, now + SignedDuration::try_from(budget).unwrap());
+        run(
+            &self.feed,
+            &self.sink,
+            &self.store,
+            self.clock,
+            deadline,
+            &self.settings,
+        )
+        .await
+    }
+
+    async fn run(&self) -> Result<RunReport, RunFailure> {
+        self.run_for(Duration::from_secs(300)).await
+    }
+
+    /// Every delivered id must be unique; returns how many.
+    fn assert_no_duplicates(&self) -> usize {
+        let ids = self.sink.ids();
+        let mut counts: BTreeMap<&String, u32> = BTreeMap::new();
+        for id in &ids {
+            *counts.entry(id).or_default() += 1;
+        }
+        let dups: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(dups.is_empty(), "delivered more than once: {dups:?}");
+        ids.len()
+    }
+
+    /// Every visible activity created before `until` must be delivered.
+    fn assert_no_gaps(&self, until: Timestamp) {
+        let delivered: std::collections::HashSet<String> = self.sink.ids().into_iter().collect();
+        for (a, visible) in self.feed.data.lock().unwrap().iter() {
+            if *visible && a.created_at < until {
+                assert!(
+                    delivered.contains(&a.id),
+                    "{} ({}) was never delivered",
+                    a.id,
+                    a.created_at
+                );
+            }
+        }
+    }
+}
+
+fn minutes(m: i64) -> SignedDuration {
+    SignedDuration::from_mins(m)
+}
+
+// ---------------------------------------------------------------------------------------------
+// One behaviour each
+
+#[tokio::test]
+async fn the_first_run_delivers_the_lookback_and_nothing_unsettled() {
+    // GIVEN activities from 30 h ago to just now
+    let w = World::new("2026-01-02T00:00:00Z", 5000);
+    let now = w.clock.now();
+    w.feed
+        .add("too_old", now - SignedDuration::from_hours(30), true);
+    w.feed
+        .add("old_enough", now - SignedDuration::from_hours(23), true);
+    w.feed.add("settled", now - minutes(3), true);
+    w.feed.add("unsettled", now - minutes(1), true);
+    // WHEN the first run runs
+    let report = w.run().await.unwrap();
+    // THEN it delivers what lies between the lookback and the settle line
+    let mut ids = w.sink.ids();
+    ids.sort();
+    assert_eq!(ids, ["old_enough", "settled"]);
+    assert_eq!(report.stop_reason, Some(StopReason::CaughtUp));
+    assert_eq!(report.watermark, Some(ts("2026-01-01T23:58:00Z")));
+    assert_eq!(report.delivered, 2);
+}
+
+#[tokio::test]
+async fn a_run_with_nothing_new_writes_nothing() {
+    let w = World::new("2026-01-02T00:00:00Z", 5000);
+    w.feed.add("a", w.clock.now() - minutes(10), true);
+    w.run().await.unwrap();
+    let objects = w.sink.objects.lock().unwrap().len();
+    // WHEN five minutes later a run finds only what it delivered (in the overlap)
+    w.clock.advance(Duration::from_secs(300));
+    let report = w.run().await.unwrap();
+    // THEN it drops it as a duplicate and writes no object
+    assert_eq!((report.delivered, report.duplicates_dropped), (0, 1));
+    assert_eq!(w.sink.objects.lock().unwrap().len(), objects);
+    assert_eq!(report.watermark, Some(ts("2026-01-02T00:03:00Z")));
+}
+
+#[tokio::test]
+async fn late_indexed_activities_within_the_overlap_are_delivered_once() {
+    // GIVEN a first run, then an activity created before its watermark but indexed after it
+    let w = World::new("2026-01-02T00:00:00Z", 5000);
+    w.feed.add("on_time", w.clock.now() - minutes(5), true);
+    w.feed.add("late", w.clock.now() - minutes(6), false);
+    w.run().await.unwrap();
+    w.feed.reveal_all();
+    // WHEN the next run comes
+    w.clock.advance(Duration::from_secs(300));
+    let report = w.run().await.unwrap();
+    // THEN the late one is delivered, counted as late, and nothing twice
+    assert_eq!((report.delivered, report.late_arrivals), (1, 1));
+    assert_eq!(w.assert_no_duplicates(), 2);
+}
+
+#[tokio::test]
+async fn a_run_stopped_by_its_deadline_resumes_where_it_stopped() {
+    // GIVEN 50 activities, pages of 5, and a clock that moves 2 s per fetch in a 20 s budget
+    let mut w = World::new("2026-01-02T00:00:00Z", 5);
+    let clock = w.clock;
+    w.feed.tick = Some((clock, Duration::from_secs(2)));
+    for i in 0..50 {
+        w.feed.add(
+            &format!("a{i:02}"),
+            clock.now() - SignedDuration::from_mins(600 - i),
+            true,
+        );
+    }
+    // WHEN the first run runs out of time
+    let first = w.run_for(Duration::from_secs(20)).await.unwrap();
+    assert_eq!(first.stop_reason, Some(StopReason::Deadline));
+    assert!(first.delivered > 0 && first.delivered < 50, "{first:?}");
+    let state = w.store.state().unwrap();
+    assert!(state.window.as_ref().is_some_and(|w| w.cursor.is_some()));
+    assert_eq!(state.watermark, None);
+    // THEN later runs resume from the cursor until everything is delivered once
+    let mut runs = 1;
+    while w.store.state().unwrap().window.is_some() {
+        w.run_for(Duration::from_secs(20)).await.unwrap();
+        runs += 1;
+        assert!(runs < 20);
+    }
+    assert_eq!(w.assert_no_duplicates(), 50);
+    let _ = &mut w;
+}
+
+#[tokio::test]
+async fn a_lost_commit_after_the_write_never_duplicates_even_when_pages_shift() {
+    // GIVEN a run that writes a page and then fails to commit it (a crash)
+    let w = World::new("2026-01-02T00:00:00Z", 3);
+    for i in 0..6 {
+        w.feed
+            .add(&format!("a{i}"), w.clock.now() - minutes(60 - i), true);
+    }
+    // commit 1 = intent of page 1, commit 2 = page 1 done: lose it
+    *w.store.fail_commit.lock().unwrap() = Some(2);
+    let failed = w.run().await.unwrap_err();
+    assert!(matches!(failed.error, SyncError::State(_)));
+    assert_eq!(w.sink.ids().len(), 3);
+    // AND before the retry a late activity lands in the middle of that page, shifting pages
+    w.feed.add(
+        "late",
+        w.clock.now() - SignedDuration::from_secs(60 * 59 + 30),
+        true,
+    );
+    // WHEN the next run comes after the lease
+    w.clock.advance(Duration::from_secs(600));
+    let report = w.run().await.unwrap();
+    // THEN the interrupted batch was recovered and everything is delivered exactly once
+    assert_eq!(report.recovered_objects, 1);
+    assert_eq!(w.assert_no_duplicates(), 7);
+}
+
+#[tokio::test]
+async fn a_write_that_fails_after_the_intent_loses_nothing() {
+    let w = World::new("2026-01-02T00:00:00Z", 5000);
+    w.feed.add("a", w.clock.now() - minutes(10), true);
+    *w.sink.fail_after_puts.lock().unwrap() = Some(0);
+    assert!(w.run().await.is_err());
+    assert!(w.sink.ids().is_empty());
+    *w.sink.fail_after_puts.lock().unwrap() = None;
+    w.clock.advance(Duration::from_secs(600));
+    w.run().await.unwrap();
+    assert_eq!(w.sink.ids(), ["a"]);
+}
+
+#[tokio::test]
+async fn a_run_within_another_runs_lease_does_nothing() {
+    let w = World::new("2026-01-02T00:00:00Z", 5000);
+    w.feed.add("a", w.clock.now() - minutes(10), true);
+    *w.store.fail_commit.lock().unwrap() = Some(2);
+    assert!(w.run().await.is_err());
+    // WHEN another run starts before the first one's deadline
+    let report = w.run().await.unwrap();
+    // THEN it stops at once, leaving the intent in place
+    assert_eq!(report.stop_reason, Some(StopReason::LeaseHeld));
+    assert!(w.store.state().unwrap().pending.is_some());
+}
+
+#[tokio::test]
+async fn a_run_that_loses_the_compare_and_swap_stops_without_writing() {
+    // GIVEN a stored state at version 1
+    let w = World::new("2026-01-02T00:00:00Z", 5000);
+    w.run().await.unwrap();
+    w.feed.add("a", w.clock.now() - minutes(1), true);
+    w.clock.advance(Duration::from_secs(300));
+    // WHEN another run commits between this run's load and its first commit
+    let store = RacingStore {
+        inner: &w.store,
+        raced: Mutex::new(false),
+    };
+    let now = w.clock.now();
+    let deadline = Deadline::new(now, now + minutes(5));
+    let failed = run(&w.feed, &w.sink, &store, w.clock, deadline, &w.settings)
+        .await
+        .unwrap_err();
+    // THEN it fails as a concurrent run and wrote nothing
+    assert!(matches!(
+        failed.error,
+        SyncError::State(crate::state::StateError::Conflict { .. })
+    ));
+    assert!(w.sink.ids().is_empty());
+}
+
+struct RacingStore<'a> {
+    inner: &'a MemoryStore,
+    raced: Mutex<bool>,
+}
+
+impl crate::state::StateStore for RacingStore<'_> {
+    async fn load(&self) -> Result<Option<crate::state::Versioned>, crate::state::StateError> {
+        self.inner.load().await
+    }
+    async fn commit(
+        &self,
+        state: &crate::state::SyncState,
+        expected: Option<u64>,
+    ) -> Result<u64, crate::state::StateError> {
+        if !std::mem::replace(&mut *self.raced.lock().unwrap(), true) {
+            let current = self.inner.load().await?.unwrap();
+            self.inner
+                .commit(&current.state, Some(current.version))
+                .await?;
+        }
+        self.inner.commit(state, expected).await
+    }
+}
+
+#[tokio::test]
+async fn an_activity_served_twice_is_delivered_once() {
+    // GIVEN a feed that re-serves the last record of each page at the head of the next
+    let mut w = World::new("2026-01-02T00:00:00Z", 2);
+    w.feed.reserve = true;
+    for i in 0..7 {
+        w.feed
+            .add(&format!("a{i}"), w.clock.now() - minutes(30 - i), true);
+    }
+    let report = w.run().await.unwrap();
+    assert_eq!(w.assert_no_duplicates(), 7);
+    assert!(report.duplicates_dropped > 0);
+    let _ = &mut w;
+}
+
+#[tokio::test]
+async fn a_rejected_key_changes_nothing() {
+    let w = World::new("2026-01-02T00:00:00Z", 5000);
+    w.feed.add("a", w.clock.now() - minutes(10), true);
+    w.feed
+        .fail_at
+        .lock()
+        .unwrap()
+        .insert(1, || FeedError::Unauthorized {
+            error_type: "authentication_error".into(),
+            message: "invalid x-api-key".into(),
+            request_id: None,
+        });
+    let failed = w.run().await.unwrap_err();
+    assert!(matches!(
+        failed.error,
+        SyncError::Feed(FeedError::Unauthorized { .. })
+    ));
+    assert!(
+        w.store.state().is_none(),
+        "the state item must not be touched"
+    );
+    assert!(w.sink.ids().is_empty());
+}
+
+#[tokio::test]
+async fn a_missing_bucket_changes_nothing() {
+    let mut w = World::new("2026-01-02T00:00:00Z", 5000);
+    w.sink.missing_bucket = true;
+    w.feed.add("a", w.clock.now() - minutes(10), true);
+    let failed = w.run().await.unwrap_err();
+    assert!(matches!(
+        failed.error,
+        SyncError::Archive(crate::archive::SinkError::BucketNotFound { .. })
+    ));
+    assert!(w.store.state().is_none());
+    let _ = &mut w;
+}
+
+#[tokio::test]
+async fn rate_limiting_stops_resumably() {
+    let w = World::new("2026-01-02T00:00:00Z", 1);
+    for i in 0..3 {
+        w.feed
+            .add(&format!("a{i}"), w.clock.now() - minutes(30 - i), true);
+    }
+    w.feed
+        .fail_at
+        .lock()
+        .unwrap()
+        .insert(2, || FeedError::RateLimited { retry_after: None });
+    let report = w.run().await.unwrap();
+    assert_eq!(
+        (report.stop_reason, report.delivered),
+        (Some(StopReason::RateLimited), 1)
+    );
+    w.run().await.unwrap();
+    assert_eq!(w.assert_no_duplicates(), 3);
+}
+
+#[tokio::test]
+async fn the_dedupe_memory_stays_bounded_by_the_overlap() {
+    // GIVEN one activity a minute for 12 hours, collected every 5 minutes
+    let w = World::new("2026-01-01T00:00:00Z", 5000);
+    let start = w.clock.now();
+    for i in 0..(12 * 60) {
+        w.feed.add(&format!("a{i:04}"), start + minutes(i), true);
+    }
+    let mut largest = 0;
+    for _ in 0..(12 * 12) {
+        w.clock.advance(Duration::from_secs(300));
+        w.run().await.unwrap();
+        largest = largest.max(w.store.state().unwrap().seen.len());
+    }
+    // THEN the memory never held more than the overlap's worth (15 + the window's 5 + 1)
+    assert!(largest <= 21, "largest seen set: {largest}");
+    w.assert_no_duplicates();
+    w.assert_no_gaps(w.store.state().unwrap().watermark.unwrap());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Randomised: arrivals, late indexing within the overlap, crashes, deadlines, re-serving
+
+#[tokio::test]
+async fn seeded_schedules_never_lose_or_duplicate() {
+    for seed in 1..=60u64 {
+        eprintln!("seed {seed}");
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let mut w = World::new("2026-01-01T00:00:00Z", 1 + rng.u32(1..8));
+        w.feed.reserve = rng.bool();
+        let clock = w.clock;
+        let mut next = 0;
+        for _ in 0..40 {
+            // new activities; a fifth are indexed late, by at most 300 + 400 s (< the 900 s overlap)
+            for _ in 0..rng.usize(0..12) {
+                let visible = rng.u8(0..5) != 0;
+                let age = SignedDuration::from_secs(rng.i64(0..300));
+                w.feed
+                    .add(&format!("a{next:05}"), clock.now() - age, visible);
+                next += 1;
+            }
+            // crashes: a lost commit, or a failed write
+            match rng.u8(0..10) {
+                0 => {
+                    *w.store.fail_commit.lock().unwrap() =
+                        Some(*w.store.commits.lock().unwrap() + 1 + rng.u32(0..4))
+                }
+                1 => *w.sink.fail_after_puts.lock().unwrap() = Some(rng.usize(0..3)),
+                _ => {}
+            }
+            let budget = Duration::from_secs(rng.u64(3..60));
+            let r = w.run_for(budget).await;
+            if std::env::var("TRACE").is_ok() {
+                eprintln!(
+                    "now {} -> {:?}",
+                    clock.now(),
+                    r.as_ref()
+                        .map(|r| (r.delivered, r.window_from, r.window_to, r.stop_reason))
+                        .map_err(|e| e.to_string())
+                );
+            }
+            *w.store.fail_commit.lock().unwrap() = None;
+            *w.sink.fail_after_puts.lock().unwrap() = None;
+            let reveal_before_advance = rng.bool();
+            if reveal_before_advance {
+                w.feed.reveal_all();
+            }
+            clock.advance(Duration::from_secs(rng.u64(60..400)));
+            if !reveal_before_advance {
+                w.feed.reveal_all();
+            }
+        }
+        w.feed.reveal_all();
+        // drain: healthy runs until caught up
+        for _ in 0..50 {
+            clock.advance(Duration::from_secs(300));
+            let r = w.run().await.unwrap_or_else(|f| panic!("seed {seed}: {f}"));
+            if std::env::var("TRACE").is_ok() {
+                eprintln!(
+                    "drain now {} -> {:?} state {:?}",
+                    clock.now(),
+                    r,
+                    w.store.state().map(|s| (s.watermark, s.window, s.pending))
+                );
+            }
+            if r.stop_reason == Some(StopReason::CaughtUp)
+                && w.store.state().unwrap().window.is_none()
+            {
+                break;
+            }
+        }
+        let watermark = w.store.state().unwrap().watermark.unwrap();
+        w.assert_no_duplicates();
+        w.assert_no_gaps(watermark);
+        let _ = &mut w;
+    }
+}

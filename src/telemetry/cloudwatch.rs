@@ -1,0 +1,59 @@
+//! [`MetricsSink`] over CloudWatch `PutMetricData`, one call per run.
+
+use aws_sdk_cloudwatch::Client;
+use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
+
+use super::{DIMENSION_FUNCTION_NAME, Datum, MetricsError, MetricsSink, Unit};
+
+pub struct CloudWatchMetrics {
+    client: Client,
+    namespace: String,
+    function_name: String,
+}
+
+impl CloudWatchMetrics {
+    pub fn new(
+        client: Client,
+        namespace: impl Into<String>,
+        function_name: impl Into<String>,
+    ) -> CloudWatchMetrics {
+        CloudWatchMetrics {
+            client,
+            namespace: namespace.into(),
+            function_name: function_name.into(),
+        }
+    }
+}
+
+impl MetricsSink for CloudWatchMetrics {
+    async fn put(&self, data: &[Datum]) -> Result<(), MetricsError> {
+        let dimension = Dimension::builder()
+            .name(DIMENSION_FUNCTION_NAME)
+            .value(&self.function_name)
+            .build();
+        let data = data
+            .iter()
+            .map(|d| {
+                MetricDatum::builder()
+                    .metric_name(d.name)
+                    .dimensions(dimension.clone())
+                    .value(d.value)
+                    .unit(match d.unit {
+                        Unit::Count => StandardUnit::Count,
+                    })
+                    .build()
+            })
+            .collect();
+        self.client
+            .put_metric_data()
+            .namespace(&self.namespace)
+            .set_metric_data(Some(data))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| MetricsError {
+                namespace: self.namespace.clone(),
+                source: Box::new(e),
+            })
+    }
+}
