@@ -1,1 +1,13 @@
-//! Integration tests.
+//! The integration tests, one binary (`autotests = false`) so moto starts once for all of them.
+//!
+//! Contents:
+//! - `feed_http`: the HTTPS feed client against the compliance simulator on 127.0.0.1
+//!   (headers, literal brackets, paging, retry policy by error class, deadlines);
+//! - `aws_adapters`: the S3, DynamoDB, Secrets Manager and CloudWatch adapters against moto;
+//! - `end_to_end`: the built Lambda binary driven through the Lambda Runtime API protocol,
+//!   against the simulator and moto, over several runs: exactly-once delivery, state, metrics,
+//!   failures that change nothing, and the key never in a log line.
+
+mod aws_adapters;
+mod end_to_end;
+mod feed_http;

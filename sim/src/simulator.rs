@@ -1,0 +1,311 @@
+//! The simulator handle: shared state and the library API tests drive it with.
+//!
+//! A [`Simulator`] is a cheap clone of one `Arc`; every clone (the HTTP server's included)
+//! sees the same activities, requests and fault queue. The state sits behind a std `Mutex`
+//! that is never held across an `.await`. Data generation draws from its own random stream,
+//! request ids and the ids of `compliance_api_accessed` activities from another, so the data
+//! a `generate` call makes depends only on the seed and the earlier `generate` calls.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::access_log::api_key_id;
+use crate::config::SimConfig;
+use crate::cursor::CursorCodec;
+use crate::faults::Fault;
+use crate::generate::{GenerateSpec, Generator};
+use crate::ratelimit::RateLimiter;
+use crate::rng::{Rng, base62_fixed, splitmix64};
+use crate::store::{InsertError, Record, Store};
+
+/// A strict, in-memory Compliance API Activity Feed.
+#[derive(Clone)]
+pub struct Simulator {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: SimConfig,
+    /// Accepted keys by key text.
+    pub(crate) keys: HashMap<String, KeyInfo>,
+    pub(crate) cursors: CursorCodec,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct KeyInfo {
+    pub(crate) id: String,
+    pub(crate) has_scope: bool,
+}
+
+pub(crate) struct State {
+    pub(crate) store: Store,
+    generator: Generator,
+    runtime_rng: Rng,
+    requests_seen: u64,
+    pub(crate) limiter: RateLimiter,
+    pub(crate) faults: VecDeque<Fault>,
+    pub(crate) requests: Vec<RequestRecord>,
+}
+
+/// One activity as the simulator holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimActivity {
+    pub id: String,
+    pub created_at: Timestamp,
+    /// The exact JSON bytes served for it.
+    pub raw: String,
+    /// False while hidden (not yet indexed).
+    pub visible: bool,
+    pub organization_id: Option<String>,
+    pub activity_type: String,
+}
+
+/// One API request the simulator answered (control calls under `/_sim/` are not recorded).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestRecord {
+    pub path: String,
+    /// The query string as received, not decoded ("" when there was none).
+    pub query: String,
+    pub status: u16,
+    pub request_id: String,
+    /// The `apikey_…` id of the key used; `None` when authentication failed.
+    pub api_key_id: Option<String>,
+}
+
+impl Simulator {
+    pub fn new(config: SimConfig) -> Self {
+        let keys = config
+            .keys
+            .iter()
+            .map(|k| {
+                let info = KeyInfo {
+                    id: api_key_id(&k.key),
+                    has_scope: k.has_scope,
+                };
+                (k.key.clone(), info)
+            })
+            .collect();
+        let state = State {
+            store: Store::default(),
+            generator: Generator::new(config.seed),
+            runtime_rng: Rng::stream(config.seed, "runtime"),
+            requests_seen: 0,
+            limiter: RateLimiter::new(config.rate_limit_per_minute),
+            faults: VecDeque::new(),
+            requests: Vec::new(),
+        };
+        Self {
+            inner: Arc::new(Inner {
+                cursors: CursorCodec::from_seed(config.seed),
+                config,
+                keys,
+                state: Mutex::new(state),
+            }),
+        }
+    }
+
+    /// The configuration the simulator was built with.
+    pub fn config(&self) -> &SimConfig {
+        &self.inner.config
+    }
+
+    /// The `apikey_…` id the feed shows for `key` (in `compliance_api_accessed` actors).
+    pub fn api_key_id(key: &str) -> String {
+        api_key_id(key)
+    }
+
+    /// Adds `spec.count` realistic activities; returns their ids in generation order.
+    /// Deterministic for a given seed and sequence of `generate` calls.
+    pub fn generate(&self, spec: &GenerateSpec) -> Vec<String> {
+        let mut state = self.lock();
+        let State {
+            store, generator, ..
+        } = &mut *state;
+        let batch = generator.batch(spec, |id| store.contains_id(id));
+        let mut ids = Vec::with_capacity(batch.len());
+        let mut records = Vec::with_capacity(batch.len());
+        for (id, raw) in batch {
+            match Record::from_raw(&raw, !spec.hidden) {
+                Ok(record) => {
+                    ids.push(id);
+                    records.push(record);
+                }
+                // The generator writes valid JSON with id and created_at; a failure here is
+                // a generator bug, reported rather than served.
+                Err(error) => tracing::error!(%error, %id, "generated activity refused"),
+            }
+        }
+        if let Err(error) = store.insert_batch(records) {
+            tracing::error!(%error, "generated batch refused");
+            return Vec::new();
+        }
+        ids
+    }
+
+    /// Adds one hand-written activity (it must have a string `id` and an RFC 3339
+    /// `created_at`); it is served byte for byte, trimmed of surrounding whitespace.
+    pub fn insert_raw(&self, raw_json: &str, hidden: bool) -> Result<String, InsertError> {
+        let record = Record::from_raw(raw_json, !hidden)?;
+        let id = record.id().to_owned();
+        self.lock().store.insert(record)?;
+        Ok(id)
+    }
+
+    /// Makes every hidden activity visible; returns how many were hidden.
+    pub fn reveal_all(&self) -> usize {
+        self.lock().store.reveal_all()
+    }
+
+    /// Every activity, visible or not, in ascending `(created_at, id)` order.
+    pub fn activities(&self) -> Vec<SimActivity> {
+        self.lock()
+            .store
+            .records()
+            .iter()
+            .map(|r| SimActivity {
+                id: r.id().to_owned(),
+                created_at: r.created_at,
+                raw: r.raw.get().to_owned(),
+                visible: r.visible,
+                organization_id: r.organization_id.clone(),
+                activity_type: r.activity_type.clone(),
+            })
+            .collect()
+    }
+
+    /// Every API request answered so far, in order.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.lock().requests.clone()
+    }
+
+    /// Queues faults; each following authenticated, admitted feed request takes one, FIFO.
+    pub fn push_faults(&self, faults: impl IntoIterator<Item = Fault>) {
+        self.lock().faults.extend(faults);
+    }
+
+    /// Faults queued and not yet taken.
+    pub fn pending_faults(&self) -> usize {
+        self.lock().faults.len()
+    }
+
+    /// The simulator's "now".
+    pub fn now(&self) -> Timestamp {
+        self.inner.config.clock.now()
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves consistent data (every change is one step),
+        // so keep serving rather than poisoning every later test request.
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl State {
+    /// `req_` and 24 base62 characters: 11 from a bijective scramble of a counter (so never
+    /// repeated), 13 random.
+    pub(crate) fn next_request_id(&mut self) -> String {
+        self.requests_seen += 1;
+        let mut counter = self.requests_seen;
+        let unique = splitmix64(&mut counter);
+        format!(
+            "req_{}{}",
+            base62_fixed(unique, 11),
+            self.runtime_rng.base62(13)
+        )
+    }
+
+    /// A fresh activity id for a `compliance_api_accessed` record.
+    pub(crate) fn next_activity_id(&mut self) -> String {
+        loop {
+            let id = self.runtime_rng.prefixed_id("activity_");
+            if !self.store.contains_id(&id) {
+                return id;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(count: usize, hidden: bool) -> GenerateSpec {
+        GenerateSpec {
+            count,
+            from: "2026-04-01T00:00:00Z".parse().unwrap(),
+            to: "2026-04-02T00:00:00Z".parse().unwrap(),
+            hidden,
+        }
+    }
+
+    #[test]
+    fn generate_returns_new_ids_and_stores_them_sorted() {
+        // GIVEN a simulator
+        let sim = Simulator::new(SimConfig::default());
+        // WHEN generating 50 activities
+        let ids = sim.generate(&spec(50, false));
+        // THEN 50 distinct ids are stored in (created_at, id) order, all visible
+        let activities = sim.activities();
+        assert_eq!(ids.len(), 50);
+        assert_eq!(activities.len(), 50);
+        assert!(
+            activities
+                .windows(2)
+                .all(|w| (w[0].created_at, &w[0].id) < (w[1].created_at, &w[1].id))
+        );
+        assert!(activities.iter().all(|a| a.visible));
+    }
+
+    #[test]
+    fn generation_is_deterministic_by_seed_and_call_sequence() {
+        let a = Simulator::new(SimConfig::default());
+        let b = Simulator::new(SimConfig::default());
+        let ids_a = [a.generate(&spec(20, false)), a.generate(&spec(5, true))];
+        let ids_b = [b.generate(&spec(20, false)), b.generate(&spec(5, true))];
+        assert_eq!(ids_a, ids_b);
+        assert_eq!(a.activities(), b.activities());
+    }
+
+    #[test]
+    fn hidden_activities_are_revealed_together() {
+        let sim = Simulator::new(SimConfig::default());
+        sim.generate(&spec(3, false));
+        sim.generate(&spec(4, true));
+        assert_eq!(sim.activities().iter().filter(|a| !a.visible).count(), 4);
+        assert_eq!(sim.reveal_all(), 4);
+        assert!(sim.activities().iter().all(|a| a.visible));
+    }
+
+    #[test]
+    fn insert_raw_keeps_the_bytes_and_refuses_reused_ids() {
+        let sim = Simulator::new(SimConfig::default());
+        let raw = r#"{"id":"activity_hand","created_at":"2026-04-01T00:00:00Z","type":"x","note":"\u00e9"}"#;
+        assert_eq!(sim.insert_raw(raw, false).unwrap(), "activity_hand");
+        assert_eq!(sim.activities()[0].raw, raw);
+        assert!(matches!(
+            sim.insert_raw(raw, false),
+            Err(InsertError::DuplicateId(_))
+        ));
+    }
+
+    #[test]
+    fn request_ids_are_unique_and_well_formed() {
+        let sim = Simulator::new(SimConfig::default());
+        let mut state = sim.lock();
+        let ids: std::collections::HashSet<String> =
+            (0..10_000).map(|_| state.next_request_id()).collect();
+        assert_eq!(ids.len(), 10_000);
+        for id in ids.iter().take(10) {
+            let tail = id.strip_prefix("req_").unwrap();
+            assert_eq!(tail.len(), 24);
+            assert!(tail.bytes().all(|b| b.is_ascii_alphanumeric()));
+        }
+    }
+}

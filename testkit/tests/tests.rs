@@ -1,0 +1,14 @@
+//! testkit's own tests: the emulator and the Lambda driver against real SDK clients and a real
+//! `lambda_runtime` function.
+//!
+//! Table of contents:
+//! - `aws`: moto through the Rust SDK: S3 (path style, conditional writes), DynamoDB (conditional
+//!   puts), Secrets Manager, CloudWatch over Smithy RPC v2 CBOR (the emulator's CBOR front), and
+//!   the read-back fixtures.
+//! - `lambda`: the Runtime API emulator driving `echo-lambda`: response, error, timeout, crash,
+//!   warm reuse, cold start after a kill, logs.
+//!
+//! Needs `<workspace>/.venv` (`make venv`).
+
+mod aws;
+mod lambda;

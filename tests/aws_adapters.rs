@@ -1,0 +1,116 @@
+//! The AWS adapters against moto server on 127.0.0.1: the real SDK, the real wire protocols.
+
+use anthropic_compliance_collector::archive::s3::S3Sink;
+use anthropic_compliance_collector::archive::{EncodedObject, ObjectSink, PutOutcome, SinkError, encode_batch};
+use anthropic_compliance_collector::feed::Activity;
+use anthropic_compliance_collector::secrets::secretsmanager::SecretsManagerSource;
+use anthropic_compliance_collector::secrets::{SecretError, SecretSource};
+use anthropic_compliance_collector::state::dynamodb::DynamoStore;
+use anthropic_compliance_collector::state::{StateError, StateStore, SyncState};
+use anthropic_compliance_collector::sync::seen::id_hash;
+use anthropic_compliance_collector::telemetry::cloudwatch::CloudWatchMetrics;
+use anthropic_compliance_collector::telemetry::{Datum, EVENTS_PROCESSED, MetricsSink, Unit};
+use testkit::aws::{self, Clients};
+use testkit::moto::Moto;
+use testkit::unique_name;
+
+fn clients() -> Clients {
+    Clients::for_moto(Moto::shared())
+}
+
+fn object(ids: &[&str]) -> EncodedObject {
+    let activities: Vec<Activity> = ids
+        .iter()
+        .map(|id| Activity {
+            id: (*id).into(),
+            created_at: "2026-02-03T04:05:06Z".parse().unwrap(),
+            raw: format!(r#"{{"id":"{id}","created_at":"2026-02-03T04:05:06Z"}}"#).into(),
+        })
+        .collect();
+    let refs: Vec<&Activity> = activities.iter().collect();
+    encode_batch("anthropic/activity/", &refs).unwrap().remove(0)
+}
+
+#[tokio::test]
+async fn s3_writes_an_object_once_and_refuses_a_second_write_of_its_key() {
+    // GIVEN a bucket
+    let c = clients();
+    let bucket = unique_name("bucket");
+    aws::create_bucket(&c.s3, &bucket).await.unwrap();
+    let sink = S3Sink::new(c.s3.clone(), &bucket, "anthropic/activity/");
+    let first = object(&["activity_a", "activity_b"]);
+    // WHEN the same object is written twice
+    assert_eq!(sink.put_new(&first).await.unwrap(), PutOutcome::Created);
+    let mut altered = first.clone();
+    altered.body = object(&["activity_c"]).body;
+    assert_eq!(sink.put_new(&altered).await.unwrap(), PutOutcome::AlreadyPresent);
+    // THEN the first content stays, and reads back exactly
+    assert_eq!(sink.get(&first.key).await.unwrap(), Some(first.body.clone()));
+    assert_eq!(sink.get("anthropic/activity/nope.json.gz").await.unwrap(), None);
+    let lines = aws::read_gzip_lines(&c.s3, &bucket, &first.key).await.unwrap();
+    assert_eq!(lines.len(), 2);
+    sink.probe().await.unwrap();
+}
+
+#[tokio::test]
+async fn s3_names_a_missing_bucket() {
+    let sink = S3Sink::new(clients().s3, unique_name("missing"), "p/");
+    assert!(matches!(sink.probe().await, Err(SinkError::BucketNotFound { .. })));
+    assert!(matches!(sink.put_new(&object(&["a"])).await, Err(SinkError::BucketNotFound { .. })));
+}
+
+#[tokio::test]
+async fn dynamodb_commits_compare_and_swap() {
+    // GIVEN an empty state table
+    let c = clients();
+    let table = unique_name("state");
+    aws::create_state_table(&c.dynamodb, &table).await.unwrap();
+    let store = DynamoStore::new(c.dynamodb.clone(), &table, "live");
+    assert_eq!(store.load().await.unwrap(), None);
+    // WHEN a state is committed, then committed again from the same version
+    let mut state = SyncState { watermark: Some("2026-01-01T00:00:00Z".parse().unwrap()), ..Default::default() };
+    state.seen.insert(id_hash("activity_1"), "2026-01-01T00:00:00Z".parse().unwrap());
+    assert_eq!(store.commit(&state, None).await.unwrap(), 1);
+    assert!(matches!(store.commit(&state, None).await, Err(StateError::Conflict { expected: None })));
+    assert_eq!(store.commit(&state, Some(1)).await.unwrap(), 2);
+    assert!(matches!(store.commit(&state, Some(1)).await, Err(StateError::Conflict { .. })));
+    // THEN the stored item is the last state, readable by a person
+    let loaded = store.load().await.unwrap().unwrap();
+    assert_eq!((loaded.state, loaded.version), (state, 2));
+    let item = aws::get_item(&c.dynamodb, &table, "live").await.unwrap().unwrap();
+    assert_eq!(item["watermark"].as_s().unwrap(), "2026-01-01T00:00:00Z");
+    assert_eq!(item["seen_count"].as_n().unwrap(), "1");
+}
+
+#[tokio::test]
+async fn dynamodb_names_a_missing_table() {
+    let store = DynamoStore::new(clients().dynamodb, unique_name("missing"), "live");
+    assert!(matches!(store.load().await, Err(StateError::TableNotFound { .. })));
+}
+
+#[tokio::test]
+async fn secrets_manager_reads_the_string_and_names_a_missing_secret() {
+    let c = clients();
+    let name = unique_name("secret");
+    aws::put_secret(&c.secretsmanager, &name, r#"{"api_key":"sk-ant-api01-x"}"#).await.unwrap();
+    let source = SecretsManagerSource::new(c.secretsmanager.clone(), &name);
+    assert_eq!(source.secret_string().await.unwrap(), r#"{"api_key":"sk-ant-api01-x"}"#);
+    let missing = SecretsManagerSource::new(c.secretsmanager.clone(), unique_name("missing"));
+    assert!(matches!(missing.secret_string().await, Err(SecretError::NotFound { .. })));
+}
+
+#[tokio::test]
+async fn cloudwatch_receives_the_metric_through_the_current_sdk_protocol() {
+    // GIVEN the current aws-sdk-cloudwatch (Smithy RPC v2 CBOR) pointed at moto's front
+    let c = clients();
+    let namespace = unique_name("ns");
+    let metrics = CloudWatchMetrics::new(c.cloudwatch.clone(), &namespace, "fn-under-test");
+    // WHEN two runs put their EventsProcessed, one of them zero
+    for value in [0.0, 42.0] {
+        metrics.put(&[Datum { name: EVENTS_PROCESSED, value, unit: Unit::Count }]).await.unwrap();
+    }
+    // THEN both datapoints are there under the FunctionName dimension
+    let dims = [("FunctionName", "fn-under-test")];
+    let sum = aws::metric_sum(&c.cloudwatch, &namespace, EVENTS_PROCESSED, &dims).await.unwrap();
+    assert_eq!(sum, Some(42.0));
+}
