@@ -36,10 +36,9 @@ impl Deadline {
 
     pub fn new(start: Timestamp, hard: Timestamp) -> Deadline {
         let budget = hard.duration_since(start).max(SignedDuration::ZERO);
-        let margin = (budget / 5).clamp(
-            SignedDuration::try_from(Self::MIN_MARGIN).unwrap_or_default(),
-            { SignedDuration::try_from(Self::MAX_MARGIN).unwrap_or_default() },
-        );
+        let min = SignedDuration::try_from(Self::MIN_MARGIN).unwrap_or_default();
+        let max = SignedDuration::try_from(Self::MAX_MARGIN).unwrap_or_default();
+        let margin = (budget / 5).clamp(min, max);
         let stop_at = hard.checked_sub(margin).unwrap_or(start).max(start);
         Deadline { stop_at, hard }
     }

@@ -42,8 +42,14 @@ impl Default for Options {
             env: vec![],
             sim: SimConfig {
                 keys: vec![
-                    ApiKey { key: KEY.into(), has_scope: true },
-                    ApiKey { key: "sk-ant-api01-without-scope".into(), has_scope: false },
+                    ApiKey {
+                        key: KEY.into(),
+                        has_scope: true,
+                    },
+                    ApiKey {
+                        key: "sk-ant-api01-without-scope".into(),
+                        has_scope: false,
+                    },
                 ],
                 ..SimConfig::default()
             },
@@ -55,14 +61,22 @@ impl Stack {
     async fn new(options: Options) -> Stack {
         let moto = Moto::shared();
         let clients = Clients::for_moto(moto);
-        let (bucket, table, namespace) = (unique_name("bucket"), unique_name("state"), unique_name("ns"));
+        let (bucket, table, namespace) = (
+            unique_name("bucket"),
+            unique_name("state"),
+            unique_name("ns"),
+        );
         if options.create_bucket {
             aws::create_bucket(&clients.s3, &bucket).await.unwrap();
         }
-        aws::create_state_table(&clients.dynamodb, &table).await.unwrap();
+        aws::create_state_table(&clients.dynamodb, &table)
+            .await
+            .unwrap();
         let secret_id = unique_name("api-key");
         if let Some(secret) = &options.secret {
-            aws::put_secret(&clients.secretsmanager, &secret_id, secret).await.unwrap();
+            aws::put_secret(&clients.secretsmanager, &secret_id, secret)
+                .await
+                .unwrap();
         }
         let sim = Simulator::new(options.sim);
         let server = sim.spawn().await.unwrap();
@@ -84,7 +98,15 @@ impl Stack {
         }
         let binary = env!("CARGO_BIN_EXE_anthropic-compliance-collector").into();
         let function = LambdaFunction::start(binary, env).unwrap();
-        Stack { clients, bucket, table, namespace, sim, _server: server, function }
+        Stack {
+            clients,
+            bucket,
+            table,
+            namespace,
+            sim,
+            _server: server,
+            function,
+        }
     }
 
     async fn invoke(&mut self, payload: Value) -> Invocation {
@@ -95,19 +117,32 @@ impl Stack {
         let invocation = self.invoke(json!({"action": "collect"})).await;
         match invocation.outcome {
             Outcome::Response(summary) => summary,
-            other => panic!("run failed: {other:?}\nlogs:\n{}", invocation.logs.join("\n")),
+            other => panic!(
+                "run failed: {other:?}\nlogs:\n{}",
+                invocation.logs.join("\n")
+            ),
         }
     }
 
     /// Every delivered line's id, by object, after checking each object's format.
     async fn delivered(&self) -> Vec<String> {
         let mut ids = Vec::new();
-        for object in aws::list_objects(&self.clients.s3, &self.bucket, "").await.unwrap() {
+        for object in aws::list_objects(&self.clients.s3, &self.bucket, "")
+            .await
+            .unwrap()
+        {
             if object.key.split('/').any(|s| s.starts_with('_')) {
                 continue;
             }
-            assert!(object.key.starts_with(PREFIX) && object.key.ends_with(".json.gz"), "{}", object.key);
-            for line in aws::read_gzip_lines(&self.clients.s3, &self.bucket, &object.key).await.unwrap() {
+            assert!(
+                object.key.starts_with(PREFIX) && object.key.ends_with(".json.gz"),
+                "{}",
+                object.key
+            );
+            for line in aws::read_gzip_lines(&self.clients.s3, &self.bucket, &object.key)
+                .await
+                .unwrap()
+            {
                 let value: Value = serde_json::from_str(&line).unwrap();
                 ids.push(value["id"].as_str().unwrap().to_owned());
             }
@@ -116,8 +151,14 @@ impl Stack {
     }
 
     async fn state_item(&self) -> Option<BTreeMap<String, String>> {
-        let item = aws::get_item(&self.clients.dynamodb, &self.table, "live").await.unwrap()?;
-        Some(item.into_iter().map(|(k, v)| (k, format!("{v:?}"))).collect())
+        let item = aws::get_item(&self.clients.dynamodb, &self.table, "live")
+            .await
+            .unwrap()?;
+        Some(
+            item.into_iter()
+                .map(|(k, v)| (k, format!("{v:?}")))
+                .collect(),
+        )
     }
 
     /// Checks exactly-once against the simulator: every activity visible and created before the
@@ -130,10 +171,24 @@ impl Stack {
         }
         let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
         assert!(twice.is_empty(), "delivered twice: {twice:?}");
-        let served: Vec<_> =
-            self.sim.activities().into_iter().filter(|a| a.visible && a.created_at < watermark).collect();
-        let missing: Vec<_> = served.iter().filter(|a| !counts.contains_key(a.id.as_str())).map(|a| &a.id).collect();
-        assert!(missing.is_empty(), "{} of {} never delivered: {:?}", missing.len(), served.len(), &missing[..missing.len().min(5)]);
+        let served: Vec<_> = self
+            .sim
+            .activities()
+            .into_iter()
+            .filter(|a| a.visible && a.created_at < watermark)
+            .collect();
+        let missing: Vec<_> = served
+            .iter()
+            .filter(|a| !counts.contains_key(a.id.as_str()))
+            .map(|a| &a.id)
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{} of {} never delivered: {:?}",
+            missing.len(),
+            served.len(),
+            &missing[..missing.len().min(5)]
+        );
         delivered.len()
     }
 }
@@ -150,8 +205,18 @@ fn watermark(summary: &Value) -> Timestamp {
 async fn runs_deliver_every_activity_exactly_once_as_new_and_late_ones_arrive() {
     // GIVEN six hours of history, and some activities indexed late
     let mut stack = Stack::new(Options::default()).await;
-    stack.sim.generate(&GenerateSpec { count: 3000, from: ago(360), to: ago(10), hidden: false });
-    stack.sim.generate(&GenerateSpec { count: 25, from: ago(9), to: ago(2), hidden: true });
+    stack.sim.generate(&GenerateSpec {
+        count: 3000,
+        from: ago(360),
+        to: ago(10),
+        hidden: false,
+    });
+    stack.sim.generate(&GenerateSpec {
+        count: 25,
+        from: ago(9),
+        to: ago(2),
+        hidden: true,
+    });
 
     // WHEN the first (cold) run collects
     let first = stack.collect().await;
@@ -164,12 +229,20 @@ async fn runs_deliver_every_activity_exactly_once_as_new_and_late_ones_arrive() 
     stack.sim.reveal_all();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let now = Timestamp::now();
-    stack.sim.generate(&GenerateSpec { count: 400, from: watermark(&first), to: now - SignedDuration::from_millis(1050), hidden: false });
+    stack.sim.generate(&GenerateSpec {
+        count: 400,
+        from: watermark(&first),
+        to: now - SignedDuration::from_millis(1050),
+        hidden: false,
+    });
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let second = stack.collect().await;
     // THEN the second (warm) run delivers the new ones and the late ones, once
     assert_eq!(second["late_arrivals"].as_u64().unwrap(), 25, "{second}");
-    assert!(second["duplicates_dropped"].as_u64().unwrap() > 0, "the overlap re-reads: {second}");
+    assert!(
+        second["duplicates_dropped"].as_u64().unwrap() > 0,
+        "the overlap re-reads: {second}"
+    );
     let after_second = stack.assert_exactly_once(watermark(&second)).await;
     assert!(after_second >= after_first + 425);
 
@@ -177,17 +250,40 @@ async fn runs_deliver_every_activity_exactly_once_as_new_and_late_ones_arrive() 
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let third = stack.collect().await;
     let total = stack.assert_exactly_once(watermark(&third)).await;
-    assert_eq!(total as u64, [&first, &second, &third].iter().map(|s| s["delivered"].as_u64().unwrap()).sum::<u64>());
+    assert_eq!(
+        total as u64,
+        [&first, &second, &third]
+            .iter()
+            .map(|s| s["delivered"].as_u64().unwrap())
+            .sum::<u64>()
+    );
 
     // AND the state item and the metric tell the same story
     let item = stack.state_item().await.unwrap();
     assert!(item["watermark"].contains(&third["watermark"].as_str().unwrap().to_string()));
-    assert!(item["delivered_total"].contains(&total.to_string()), "{item:?}");
+    assert!(
+        item["delivered_total"].contains(&total.to_string()),
+        "{item:?}"
+    );
     assert!(!item.contains_key("pending_keys"));
     let dims = [("FunctionName", stack.function.function_name())];
-    let sum = aws::metric_sum(&stack.clients.cloudwatch, &stack.namespace, "EventsProcessed", &dims).await.unwrap();
+    let sum = aws::metric_sum(
+        &stack.clients.cloudwatch,
+        &stack.namespace,
+        "EventsProcessed",
+        &dims,
+    )
+    .await
+    .unwrap();
     assert_eq!(sum, Some(total as f64));
-    let points = aws::metric_datapoints(&stack.clients.cloudwatch, &stack.namespace, "EventsProcessed", &dims).await.unwrap();
+    let points = aws::metric_datapoints(
+        &stack.clients.cloudwatch,
+        &stack.namespace,
+        "EventsProcessed",
+        &dims,
+    )
+    .await
+    .unwrap();
     assert_eq!(points.len(), 3, "one datapoint per run: {points:?}");
 }
 
@@ -199,28 +295,52 @@ async fn the_api_key_never_appears_in_any_log_line() {
         ..Options::default()
     })
     .await;
-    stack.sim.generate(&GenerateSpec { count: 50, from: ago(60), to: ago(5), hidden: false });
+    stack.sim.generate(&GenerateSpec {
+        count: 50,
+        from: ago(60),
+        to: ago(5),
+        hidden: false,
+    });
     stack.collect().await;
     // WHEN we read every line the process wrote
     let logs = stack.function.all_logs();
     assert!(logs.len() > 10, "trace logging should say a lot");
     // THEN neither the key nor any long piece of it is there
     for line in &logs {
-        assert!(!line.contains(KEY) && !line.contains(&KEY[10..30]), "key leaked: {line}");
+        assert!(
+            !line.contains(KEY) && !line.contains(&KEY[10..30]),
+            "key leaked: {line}"
+        );
     }
-    assert!(logs.iter().any(|l| l.contains("req_")), "request ids are logged");
+    assert!(
+        logs.iter().any(|l| l.contains("req_")),
+        "request ids are logged"
+    );
 }
 
 #[tokio::test]
 async fn a_rejected_key_or_missing_scope_fails_with_a_stable_type_and_changes_nothing() {
-    for (secret, error_type) in
-        [("sk-ant-api01-revoked", "ApiKeyRejected"), ("sk-ant-api01-without-scope", "ApiScopeMissing")]
-    {
-        let mut stack = Stack::new(Options { secret: Some(secret.into()), ..Options::default() }).await;
-        stack.sim.generate(&GenerateSpec { count: 20, from: ago(60), to: ago(5), hidden: false });
+    for (secret, error_type) in [
+        ("sk-ant-api01-revoked", "ApiKeyRejected"),
+        ("sk-ant-api01-without-scope", "ApiScopeMissing"),
+    ] {
+        let mut stack = Stack::new(Options {
+            secret: Some(secret.into()),
+            ..Options::default()
+        })
+        .await;
+        stack.sim.generate(&GenerateSpec {
+            count: 20,
+            from: ago(60),
+            to: ago(5),
+            hidden: false,
+        });
         let invocation = stack.invoke(json!({})).await;
         match &invocation.outcome {
-            Outcome::Error { error_type: t, error_message } => {
+            Outcome::Error {
+                error_type: t,
+                error_message,
+            } => {
                 assert_eq!(t, error_type, "{error_message}");
                 assert!(!error_message.contains(secret));
             }
@@ -234,23 +354,47 @@ async fn a_rejected_key_or_missing_scope_fails_with_a_stable_type_and_changes_no
 #[tokio::test]
 async fn missing_secret_missing_bucket_and_placeholder_fail_and_change_nothing() {
     let cases: [(Options, &str); 3] = [
-        (Options { secret: None, ..Options::default() }, "SecretNotFound"),
-        (Options { create_bucket: false, ..Options::default() }, "BucketNotFound"),
         (
-            Options { secret: Some("REPLACE_ME_WITH_YOUR_ANTHROPIC_COMPLIANCE_API_KEY".into()), ..Options::default() },
+            Options {
+                secret: None,
+                ..Options::default()
+            },
+            "SecretNotFound",
+        ),
+        (
+            Options {
+                create_bucket: false,
+                ..Options::default()
+            },
+            "BucketNotFound",
+        ),
+        (
+            Options {
+                secret: Some("REPLACE_ME_WITH_YOUR_ANTHROPIC_COMPLIANCE_API_KEY".into()),
+                ..Options::default()
+            },
             "SecretPlaceholder",
         ),
     ];
     for (options, expected) in cases {
         let mut stack = Stack::new(options).await;
-        stack.sim.generate(&GenerateSpec { count: 20, from: ago(60), to: ago(5), hidden: false });
+        stack.sim.generate(&GenerateSpec {
+            count: 20,
+            from: ago(60),
+            to: ago(5),
+            hidden: false,
+        });
         let invocation = stack.invoke(json!({})).await;
         assert!(
             matches!(&invocation.outcome, Outcome::Error { error_type, .. } if error_type == expected),
             "expected {expected}: {:?}",
             invocation.outcome
         );
-        assert_eq!(stack.state_item().await, None, "{expected}: the state item must not be touched");
+        assert_eq!(
+            stack.state_item().await,
+            None,
+            "{expected}: the state item must not be touched"
+        );
     }
 }
 
@@ -266,31 +410,51 @@ async fn bad_configuration_names_every_bad_variable_before_any_io() {
     })
     .await;
     let invocation = stack.invoke(json!({})).await;
-    let Outcome::Error { error_type, error_message } = &invocation.outcome else {
+    let Outcome::Error {
+        error_type,
+        error_message,
+    } = &invocation.outcome
+    else {
         panic!("{:?}", invocation.outcome)
     };
     assert_eq!(error_type, "ConfigurationInvalid");
     for name in ["STATE_TABLE", "SETTLE_SECONDS", "API_BASE_URL"] {
-        assert!(error_message.contains(name), "{name} not named in: {error_message}");
+        assert!(
+            error_message.contains(name),
+            "{name} not named in: {error_message}"
+        );
     }
-    assert!(stack.sim.requests().is_empty(), "no request before the configuration is valid");
+    assert!(
+        stack.sim.requests().is_empty(),
+        "no request before the configuration is valid"
+    );
 }
 
 #[tokio::test]
 async fn every_invocation_shape_in_events_is_accepted_and_a_wrong_one_is_named() {
     let mut stack = Stack::new(Options::default()).await;
     let dir = testkit::workspace_root().join("events");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     assert!(files.len() >= 3, "events/ holds the documented payloads");
     for file in files {
         let payload: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
         let invocation = stack.invoke(payload).await;
-        assert!(invocation.outcome.response().is_some(), "{}: {:?}", file.display(), invocation.outcome);
+        assert!(
+            invocation.outcome.response().is_some(),
+            "{}: {:?}",
+            file.display(),
+            invocation.outcome
+        );
         tokio::time::sleep(Duration::from_millis(1100)).await;
     }
     let invocation = stack.invoke(json!({"action": "erase"})).await;
-    assert!(matches!(invocation.outcome, Outcome::Error { ref error_type, .. } if error_type == "InvocationInvalid"));
+    assert!(
+        matches!(invocation.outcome, Outcome::Error { ref error_type, .. } if error_type == "InvocationInvalid")
+    );
 }
 
 #[tokio::test]
@@ -298,30 +462,57 @@ async fn processes_killed_at_arbitrary_points_lose_and_duplicate_nothing() {
     // GIVEN a backlog of several pages, served slowly enough to be killed mid-run
     let mut sim = Options::default().sim;
     sim.latency = Duration::from_millis(150);
-    let mut stack = Stack::new(Options { sim, ..Options::default() }).await;
-    stack.sim.generate(&GenerateSpec { count: 12_000, from: ago(300), to: ago(60), hidden: false });
+    let mut stack = Stack::new(Options {
+        sim,
+        ..Options::default()
+    })
+    .await;
+    stack.sim.generate(&GenerateSpec {
+        count: 12_000,
+        from: ago(300),
+        to: ago(60),
+        hidden: false,
+    });
     let invoke_timeout = Duration::from_secs(8);
     let mut rng = fastrand::Rng::with_seed(7);
     let mut kills = 0;
     for _ in 0..5 {
         // warm a process so its pid is known, then kill it at a random moment of the next run
-        let warm = stack.function.invoke(json!({"action": "erase"}), invoke_timeout).await.unwrap();
+        let warm = stack
+            .function
+            .invoke(json!({"action": "erase"}), invoke_timeout)
+            .await
+            .unwrap();
         assert!(matches!(warm.outcome, Outcome::Error { .. }));
         let pid = stack.function.pid().unwrap();
         let delay = Duration::from_millis(rng.u64(50..1500));
         let killer = tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            let _ = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status();
         });
-        let run = stack.function.invoke(json!({}), invoke_timeout).await.unwrap();
+        let run = stack
+            .function
+            .invoke(json!({}), invoke_timeout)
+            .await
+            .unwrap();
         killer.await.unwrap();
         kills += u32::from(matches!(run.outcome, Outcome::Crashed { .. }));
         // new activities keep arriving between crashes, within the overlap's reach
-        stack.sim.generate(&GenerateSpec { count: 30, from: ago(12), to: ago(2), hidden: false });
+        stack.sim.generate(&GenerateSpec {
+            count: 30,
+            from: ago(12),
+            to: ago(2),
+            hidden: false,
+        });
         // a killed run holds its write lease until its deadline
         tokio::time::sleep(invoke_timeout).await;
     }
-    assert!(kills >= 3, "most runs should have been killed mid-way ({kills})");
+    assert!(
+        kills >= 3,
+        "most runs should have been killed mid-way ({kills})"
+    );
     // WHEN healthy runs follow
     let mut last = Value::Null;
     for _ in 0..10 {

@@ -11,13 +11,22 @@ use compliance_sim::{ApiKey, Fault, GenerateSpec, SimConfig, Simulator};
 use jiff::{SignedDuration, Timestamp};
 
 const KEY: &str = "sk-ant-api01-feed-test-key";
-const FAST: Backoff = Backoff { initial: Duration::from_millis(20), max: Duration::from_millis(200) };
+const FAST: Backoff = Backoff {
+    initial: Duration::from_millis(20),
+    max: Duration::from_millis(200),
+};
 
 async fn simulator() -> (Simulator, compliance_sim::SimServer) {
     let sim = Simulator::new(SimConfig {
         keys: vec![
-            ApiKey { key: KEY.into(), has_scope: true },
-            ApiKey { key: "sk-ant-api01-no-scope".into(), has_scope: false },
+            ApiKey {
+                key: KEY.into(),
+                has_scope: true,
+            },
+            ApiKey {
+                key: "sk-ant-api01-no-scope".into(),
+                has_scope: false,
+            },
         ],
         ..SimConfig::default()
     });
@@ -35,7 +44,13 @@ fn deadline(secs: i64) -> Deadline {
 }
 
 fn query(from: Timestamp, to: Timestamp, limit: u32) -> PageQuery {
-    PageQuery { from, to, after: None, organization_ids: vec![], limit }
+    PageQuery {
+        from,
+        to,
+        after: None,
+        organization_ids: vec![],
+        limit,
+    }
 }
 
 fn hours_ago(h: i64) -> Timestamp {
@@ -46,7 +61,12 @@ fn hours_ago(h: i64) -> Timestamp {
 async fn pages_oldest_first_through_every_record_once_with_opaque_cursors() {
     // GIVEN 230 activities over the last two hours
     let (sim, server) = simulator().await;
-    let ids = sim.generate(&GenerateSpec { count: 230, from: hours_ago(2), to: hours_ago(1), hidden: false });
+    let ids = sim.generate(&GenerateSpec {
+        count: 230,
+        from: hours_ago(2),
+        to: hours_ago(1),
+        hidden: false,
+    });
     let http = client(&server);
     let key = parse_secret(KEY).unwrap();
     let feed = http.with_key(&key);
@@ -57,10 +77,19 @@ async fn pages_oldest_first_through_every_record_once_with_opaque_cursors() {
     loop {
         let (page, stats) = feed.fetch(&q, deadline(30)).await.unwrap();
         pages += 1;
-        assert!(stats.request_id.as_deref().is_some_and(|r| r.starts_with("req_")));
+        assert!(
+            stats
+                .request_id
+                .as_deref()
+                .is_some_and(|r| r.starts_with("req_"))
+        );
         assert!(stats.rate_limit_remaining.is_some());
         let cursor = page.last_id.clone();
-        assert!(cursor.as_deref().is_none_or(|c| !ids.iter().any(|id| c.contains(id.as_str()))));
+        assert!(
+            cursor
+                .as_deref()
+                .is_none_or(|c| !ids.iter().any(|id| c.contains(id.as_str())))
+        );
         seen.extend(page.activities.into_iter().map(|a| (a.created_at, a.id)));
         if !page.has_more {
             break;
@@ -89,9 +118,24 @@ async fn sends_the_documented_headers_and_literal_brackets() {
     http.with_key(&key).fetch(&q, deadline(30)).await.unwrap();
     let request = sim.requests().pop().unwrap();
     // THEN the query carries literal [] and Z-form bounds; the simulator enforced the headers
-    assert!(request.query.contains("organization_ids[]=org_a&organization_ids[]=org_b"), "{}", request.query);
-    assert!(request.query.contains("limit=5000&order=asc&created_at.gte="));
-    assert!(request.query.split('&').any(|p| p.starts_with("created_at.lt=") && p.ends_with('Z')));
+    assert!(
+        request
+            .query
+            .contains("organization_ids[]=org_a&organization_ids[]=org_b"),
+        "{}",
+        request.query
+    );
+    assert!(
+        request
+            .query
+            .contains("limit=5000&order=asc&created_at.gte=")
+    );
+    assert!(
+        request
+            .query
+            .split('&')
+            .any(|p| p.starts_with("created_at.lt=") && p.ends_with('Z'))
+    );
     assert_eq!(request.status, 200);
 }
 
@@ -100,12 +144,26 @@ async fn a_bad_key_is_not_retried_and_is_typed() {
     let (sim, server) = simulator().await;
     let http = client(&server);
     let wrong = parse_secret("sk-ant-api01-wrong").unwrap();
-    let e = http.with_key(&wrong).fetch(&query(hours_ago(1), hours_ago(0), 10), deadline(30)).await.unwrap_err();
-    assert!(matches!(e, FeedError::Unauthorized { ref error_type, .. } if error_type == "authentication_error"), "{e}");
+    let e = http
+        .with_key(&wrong)
+        .fetch(&query(hours_ago(1), hours_ago(0), 10), deadline(30))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, FeedError::Unauthorized { ref error_type, .. } if error_type == "authentication_error"),
+        "{e}"
+    );
     assert_eq!(sim.requests().len(), 1);
     let no_scope = parse_secret("sk-ant-api01-no-scope").unwrap();
-    let e = http.with_key(&no_scope).fetch(&query(hours_ago(1), hours_ago(0), 10), deadline(30)).await.unwrap_err();
-    assert!(matches!(e, FeedError::Forbidden { ref error_type, .. } if error_type == "permission_error"), "{e}");
+    let e = http
+        .with_key(&no_scope)
+        .fetch(&query(hours_ago(1), hours_ago(0), 10), deadline(30))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, FeedError::Forbidden { ref error_type, .. } if error_type == "permission_error"),
+        "{e}"
+    );
     assert!(!e.to_string().contains("sk-ant"), "no key in errors: {e}");
 }
 
@@ -113,37 +171,83 @@ async fn a_bad_key_is_not_retried_and_is_typed() {
 async fn transient_errors_are_retried_and_retry_after_is_honoured() {
     let (sim, server) = simulator().await;
     sim.push_faults([
-        Fault::Status { status: 503, error_type: "overloaded_error".into(), retry_after: None, should_retry: None },
-        Fault::Status { status: 529, error_type: "overloaded_error".into(), retry_after: None, should_retry: None },
-        Fault::Status { status: 429, error_type: "rate_limit_error".into(), retry_after: Some(1), should_retry: None },
+        Fault::Status {
+            status: 503,
+            error_type: "overloaded_error".into(),
+            retry_after: None,
+            should_retry: None,
+        },
+        Fault::Status {
+            status: 529,
+            error_type: "overloaded_error".into(),
+            retry_after: None,
+            should_retry: None,
+        },
+        Fault::Status {
+            status: 429,
+            error_type: "rate_limit_error".into(),
+            retry_after: Some(1),
+            should_retry: None,
+        },
     ]);
     let http = client(&server);
     let key = parse_secret(KEY).unwrap();
     let started = std::time::Instant::now();
-    let (_, stats) = http.with_key(&key).fetch(&query(hours_ago(1), hours_ago(0), 10), deadline(30)).await.unwrap();
+    let (_, stats) = http
+        .with_key(&key)
+        .fetch(&query(hours_ago(1), hours_ago(0), 10), deadline(30))
+        .await
+        .unwrap();
     assert_eq!((stats.requests, stats.throttled), (4, 1));
-    assert!(started.elapsed() >= Duration::from_secs(1), "retry-after: 1 was not waited out");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "retry-after: 1 was not waited out"
+    );
 }
 
 #[tokio::test]
 async fn a_500_marked_should_not_retry_is_not_retried() {
     let (sim, server) = simulator().await;
-    sim.push_faults([Fault::Status { status: 500, error_type: "api_error".into(), retry_after: None, should_retry: Some(false) }]);
+    sim.push_faults([Fault::Status {
+        status: 500,
+        error_type: "api_error".into(),
+        retry_after: None,
+        should_retry: Some(false),
+    }]);
     let http = client(&server);
     let key = parse_secret(KEY).unwrap();
-    let e = http.with_key(&key).fetch(&query(hours_ago(1), hours_ago(0), 10), deadline(30)).await.unwrap_err();
-    assert!(matches!(e, FeedError::Unavailable { attempts: 1, .. }), "{e}");
+    let e = http
+        .with_key(&key)
+        .fetch(&query(hours_ago(1), hours_ago(0), 10), deadline(30))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, FeedError::Unavailable { attempts: 1, .. }),
+        "{e}"
+    );
 }
 
 #[tokio::test]
 async fn a_wait_longer_than_the_deadline_stops_instead_of_sleeping() {
     let (sim, server) = simulator().await;
-    sim.push_faults([Fault::Status { status: 429, error_type: "rate_limit_error".into(), retry_after: Some(60), should_retry: None }]);
+    sim.push_faults([Fault::Status {
+        status: 429,
+        error_type: "rate_limit_error".into(),
+        retry_after: Some(60),
+        should_retry: None,
+    }]);
     let http = client(&server);
     let key = parse_secret(KEY).unwrap();
     let started = std::time::Instant::now();
-    let e = http.with_key(&key).fetch(&query(hours_ago(1), hours_ago(0), 10), deadline(10)).await.unwrap_err();
-    assert!(matches!(e, FeedError::RateLimited { retry_after: Some(d) } if d == Duration::from_secs(60)), "{e}");
+    let e = http
+        .with_key(&key)
+        .fetch(&query(hours_ago(1), hours_ago(0), 10), deadline(10))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, FeedError::RateLimited { retry_after: Some(d) } if d == Duration::from_secs(60)),
+        "{e}"
+    );
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
@@ -153,8 +257,21 @@ async fn an_unreadable_page_fails_with_its_request_id() {
     sim.push_faults([Fault::MalformedBody]);
     let http = client(&server);
     let key = parse_secret(KEY).unwrap();
-    let e = http.with_key(&key).fetch(&query(hours_ago(1), hours_ago(0), 10), deadline(30)).await.unwrap_err();
-    assert!(matches!(e, FeedError::InvalidPage { request_id: Some(_), .. }), "{e}");
+    let e = http
+        .with_key(&key)
+        .fetch(&query(hours_ago(1), hours_ago(0), 10), deadline(30))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            FeedError::InvalidPage {
+                request_id: Some(_),
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -165,7 +282,13 @@ async fn a_slow_response_times_out_at_the_deadline_and_is_retried_within_it() {
     let key = parse_secret(KEY).unwrap();
     // A 6 s budget keeps a 2 s margin: the request is cut at 4 s, and no retry fits after it.
     let started = std::time::Instant::now();
-    let result = http.with_key(&key).fetch(&query(hours_ago(1), hours_ago(0), 10), deadline(6)).await;
-    assert!(matches!(result, Err(FeedError::Unavailable { .. })), "{result:?}");
+    let result = http
+        .with_key(&key)
+        .fetch(&query(hours_ago(1), hours_ago(0), 10), deadline(6))
+        .await;
+    assert!(
+        matches!(result, Err(FeedError::Unavailable { .. })),
+        "{result:?}"
+    );
     assert!(started.elapsed() < Duration::from_secs(6));
 }

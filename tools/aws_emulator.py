@@ -38,6 +38,7 @@ import threading
 import zlib
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlencode
 
@@ -116,6 +117,10 @@ class CborFront:
             status, headers, body = self._handle(
                 environ, match.group("service"), match.group("operation")
             )
+        except NotImplementedError as exc:
+            # moto lacks the operation. 501 is not retried by the SDKs, unlike 500.
+            LOG.warning("%s", exc)
+            status, headers, body = _error(501, "NotImplemented", f"moto: {exc}", "Receiver")
         except Exception as exc:  # a bug here must reach the client as an error, not a hang
             LOG.exception("CBOR front failed")
             status, headers, body = _error(500, "InternalFailure", f"CBOR front: {exc!r}", "Receiver")
@@ -160,7 +165,7 @@ class CborFront:
 
         form = translation.serializer.serialize_to_request(params, operation)["body"]
         form_body = urlencode(form).encode("utf-8")
-        status, moto_headers, moto_body = self._call_moto(environ, form_body)
+        status, moto_headers, moto_body = self._call_moto(environ, form_body, translation)
 
         parser = create_parser("query")
         parsed = parser.parse(
@@ -182,8 +187,17 @@ class CborFront:
         output = _to_cbor(operation.output_shape, parsed) if operation.output_shape else {}
         return status, _cbor_headers(request_id), cbor2.dumps(output)
 
-    def _call_moto(self, environ: Environ, form_body: bytes) -> tuple[int, HeadersDict, bytes]:
+    def _call_moto(
+        self, environ: Environ, form_body: bytes, translation: _Translation
+    ) -> tuple[int, HeadersDict, bytes]:
         inner = {k: v for k, v in environ.items() if k not in DROPPED_ENVIRON_KEYS}
+        # moto routes on the SigV4 credential scope; give unsigned requests one.
+        inner.setdefault(
+            "HTTP_AUTHORIZATION",
+            "AWS4-HMAC-SHA256 Credential=testing/20000101/us-east-1/"
+            f"{translation.service_model.signing_name}/aws4_request, "
+            "SignedHeaders=host, Signature=0",
+        )
         inner.update(
             {
                 "REQUEST_METHOD": "POST",
@@ -302,8 +316,6 @@ def _error(
 
 
 def _status_line(status: int) -> str:
-    from http import HTTPStatus
-
     try:
         return f"{status} {HTTPStatus(status).phrase}"
     except ValueError:

@@ -11,6 +11,7 @@
 //! process can never swallow the event meant for its successor.
 
 use std::collections::HashSet;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -370,7 +371,8 @@ async fn capture_lines(stream: impl AsyncRead + Unpin, logs: Arc<Mutex<Vec<Strin
                 }
                 let line = String::from_utf8_lossy(&buf).into_owned();
                 if echo {
-                    eprintln!("[lambda] {line}");
+                    // Straight to stderr, past libtest's capture: the point is to watch it live.
+                    let _ = writeln!(std::io::stderr().lock(), "[lambda] {line}");
                 }
                 lock(&logs).push(line);
             }

@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
-use testkit::lambda::{LambdaFunction, Outcome};
+use testkit::lambda::{LambdaFunction, Outcome, Report, RuntimeApi};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -191,5 +191,110 @@ async fn a_missing_binary_is_an_error_at_start() {
     assert!(
         error.to_string().contains("/nonexistent/bootstrap"),
         "{error}"
+    );
+}
+
+/// One HTTP/1.1 exchange on a fresh connection: (status, raw head, body).
+async fn http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n{headers}\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, head.to_ascii_lowercase(), body.to_owned())
+}
+
+#[tokio::test]
+async fn next_delivers_the_event_with_the_lambda_headers() {
+    // GIVEN a Runtime API with one queued event
+    let api = RuntimeApi::start("fn").unwrap();
+    let deadline = SystemTime::now() + Duration::from_secs(30);
+    let request_id = api.enqueue(json!({"k": "v"}), deadline);
+    // WHEN the runtime polls for the next invocation
+    let (status, head, body) = http(
+        api.address(),
+        "GET",
+        "/2018-06-01/runtime/invocation/next",
+        "",
+        "",
+    )
+    .await;
+    // THEN it gets the event and the headers lambda_runtime reads
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({"k": "v"})
+    );
+    let deadline_ms = deadline.duration_since(UNIX_EPOCH).unwrap().as_millis();
+    assert!(
+        head.contains(&format!("lambda-runtime-aws-request-id: {request_id}")),
+        "{head}"
+    );
+    assert!(
+        head.contains(&format!("lambda-runtime-deadline-ms: {deadline_ms}")),
+        "{head}"
+    );
+    assert!(
+        head.contains(
+            "lambda-runtime-invoked-function-arn: arn:aws:lambda:us-east-1:123456789012:function:fn"
+        ),
+        "{head}"
+    );
+    assert!(head.contains("lambda-runtime-trace-id: root=1-"), "{head}");
+}
+
+#[tokio::test]
+async fn a_response_for_an_unknown_request_id_is_refused() {
+    // GIVEN a Runtime API with no invocation in flight
+    let mut api = RuntimeApi::start("fn").unwrap();
+    // WHEN a response is posted for a made-up request id
+    let (status, _, body) = http(
+        api.address(),
+        "POST",
+        "/2018-06-01/runtime/invocation/nope/response",
+        "",
+        "{}",
+    )
+    .await;
+    // THEN it is refused, and nothing is reported
+    assert_eq!(status, 400);
+    assert!(body.contains("InvalidRequestID"), "{body}");
+    let nothing = tokio::time::timeout(Duration::from_millis(100), api.next_report()).await;
+    assert!(nothing.is_err());
+}
+
+#[tokio::test]
+async fn an_init_error_is_reported_with_its_diagnostic() {
+    // GIVEN a Runtime API
+    let mut api = RuntimeApi::start("fn").unwrap();
+    // WHEN the runtime reports an initialisation error
+    let (status, _, _) = http(
+        api.address(),
+        "POST",
+        "/2018-06-01/runtime/init/error",
+        "Lambda-Runtime-Function-Error-Type: Runtime.InitError\r\n",
+        r#"{"errorType":"ConfigInvalid","errorMessage":"STATE_TABLE is required"}"#,
+    )
+    .await;
+    // THEN it is accepted and reported with the body's errorType
+    assert_eq!(status, 202);
+    assert_eq!(
+        api.next_report().await,
+        Some(Report::InitError {
+            error_type: "ConfigInvalid".to_owned(),
+            error_message: "STATE_TABLE is required".to_owned(),
+        })
     );
 }

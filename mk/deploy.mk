@@ -1,0 +1,116 @@
+# Deployment targets (docs/deploy.md). Included from the top Makefile; also usable alone:
+#   make -f mk/deploy.mk validate
+#
+# The tools live in their own virtualenv, .venv-sam, apart from the test one (.venv): aws-sam-cli,
+# cfn-lint and the AWS CLI, pinned below; cargo-lambda (for `sam build`) only when building.
+# `validate` works offline and without AWS credentials; the other targets talk to your account.
+
+DEPLOY_MK := $(lastword $(MAKEFILE_LIST))
+
+PYTHON ?= python3
+SAM_VENV := .venv-sam
+SAM_STAMP := $(SAM_VENV)/.installed
+CARGO_LAMBDA_STAMP := $(SAM_VENV)/.cargo-lambda-installed
+
+# Pinned tool versions: change them here (the stamp depends on this file, so `make sam-venv` then
+# reinstalls).
+AWS_SAM_CLI_VERSION := 1.170.0
+CFN_LINT_VERSION := 1.58.0
+AWSCLI_VERSION := 1.46.3
+CARGO_LAMBDA_VERSION := 1.9.2
+
+# SAM CLI sends telemetry unless told not to; nothing here needs it.
+SAM := SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
+CFN_LINT := $(SAM_VENV)/bin/cfn-lint
+AWS ?= $(SAM_VENV)/bin/aws
+
+STACK ?= anthropic-compliance-collector
+TEMPLATE ?= template.yaml
+# The payload `make invoke` sends (events/: manual.json, scheduler.json, scheduled.json).
+EVENT ?= events/manual.json
+# The Region: AWS_REGION / AWS_DEFAULT_REGION, else your AWS config's (looked up once, when first
+# needed). Empty leaves it to samconfig.toml and the tools.
+REGION ?= $(eval REGION := $$(or $$(AWS_REGION),$$(AWS_DEFAULT_REGION),$$(shell $$(AWS) configure get region 2>/dev/null)))$(REGION)
+REGION_FLAG = $(if $(REGION),--region $(REGION))
+# The architecture `sam build` compiles for must be the stack's Architecture parameter: read it from
+# the overrides `sam deploy --guided` saved in samconfig.toml (default arm64).
+ARCH ?= $(or $(shell grep -oE 'Architecture=\\?"?(arm64|x86_64)' samconfig.toml 2>/dev/null | grep -oE 'arm64|x86_64' | tail -n 1),arm64)
+
+# `sam validate` needs a Region and a credential chain that does not fail; it calls no AWS API.
+OFFLINE_AWS_ENV := env -u AWS_PROFILE -u AWS_DEFAULT_PROFILE AWS_CONFIG_FILE=/dev/null \
+	AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline \
+	AWS_SESSION_TOKEN=offline AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+
+# Prints one output of the deployed stack, or fails naming it.
+define stack_output
+$$($(AWS) cloudformation describe-stacks --stack-name $(STACK) $(REGION_FLAG) \
+	--query "Stacks[0].Outputs[?OutputKey=='$(1)'].OutputValue" --output text)
+endef
+
+.PHONY: sam-venv validate build deploy invoke logs destroy
+
+sam-venv: $(SAM_STAMP) ## Create .venv-sam with pinned aws-sam-cli, cfn-lint and the AWS CLI
+
+$(SAM_STAMP): $(DEPLOY_MK)
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check \
+		aws-sam-cli==$(AWS_SAM_CLI_VERSION) cfn-lint==$(CFN_LINT_VERSION) awscli==$(AWSCLI_VERSION)
+	touch $@
+
+$(CARGO_LAMBDA_STAMP): $(SAM_STAMP)
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check cargo-lambda==$(CARGO_LAMBDA_VERSION)
+	touch $@
+
+validate: $(SAM_STAMP) ## Lint template.yaml offline: cfn-lint, sam validate and sam validate --lint
+	$(CFN_LINT) -- $(TEMPLATE)
+	$(OFFLINE_AWS_ENV) $(SAM) validate --template-file $(TEMPLATE) --region us-east-1
+	$(OFFLINE_AWS_ENV) $(SAM) validate --lint --template-file $(TEMPLATE) --region us-east-1
+
+# cargo-lambda comes from PyPI with ziglang (a few hundred MB, once) and cross-compiles for the
+# Lambda architecture; sam build finds `cargo lambda` and zig through the virtualenv on PATH.
+build: $(CARGO_LAMBDA_STAMP) ## sam build: compile the function for Lambda with cargo-lambda (ARCH=arm64|x86_64)
+	PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" $(SAM) build --template-file $(TEMPLATE) \
+		--parameter-overrides Architecture=$(ARCH)
+
+# First use (samconfig.toml holds no parameter_overrides yet): --guided asks for the Region and
+# every parameter and saves them. If the Architecture chosen differs from the one just built,
+# build again for it and deploy again, so the binary always matches the function.
+deploy: validate build ## Deploy the stack (guided the first time; then with samconfig.toml's answers)
+	@set -eu; \
+	if grep -Eq '^[[:space:]]*parameter_overrides[[:space:]]*=' samconfig.toml; then \
+		$(SAM) deploy --stack-name $(STACK) $(REGION_FLAG); \
+	else \
+		$(SAM) deploy --guided --stack-name $(STACK) $(REGION_FLAG); \
+		saved=$$(grep -oE 'Architecture=\\?"?(arm64|x86_64)' samconfig.toml | grep -oE 'arm64|x86_64' | tail -n 1 || true); \
+		if [ -n "$$saved" ] && [ "$$saved" != "$(ARCH)" ]; then \
+			echo "Architecture $$saved differs from the $(ARCH) build: building and deploying again"; \
+			$(MAKE) --no-print-directory -f $(DEPLOY_MK) build ARCH=$$saved; \
+			$(SAM) deploy --stack-name $(STACK) $(REGION_FLAG); \
+		fi; \
+	fi
+	@echo "Next: put your API key in the secret (docs/deploy.md), then: make invoke"
+
+# A synchronous run can take the whole function timeout: no CLI read timeout.
+invoke: $(SAM_STAMP) ## Invoke the deployed function with EVENT (default events/manual.json) and print its run summary
+	@set -eu; \
+	fn=$(call stack_output,FunctionName); \
+	test -n "$$fn" && test "$$fn" != None || { echo "no FunctionName output: is stack $(STACK) deployed in $(or $(REGION),your default Region)?" >&2; exit 1; }; \
+	mkdir -p .aws-sam; out=.aws-sam/invoke-response.json; \
+	echo "invoking $$fn with $(EVENT) (up to the function timeout)..." >&2; \
+	err=$$($(AWS) lambda invoke --function-name "$$fn" $(REGION_FLAG) --cli-read-timeout 0 \
+		--payload fileb://$(EVENT) --query FunctionError --output text "$$out"); \
+	$(SAM_VENV)/bin/python -m json.tool "$$out"; \
+	if [ "$$err" != None ]; then \
+		echo "the run failed: look up its errorType in docs/runbook.md (details: make logs)" >&2; exit 1; \
+	fi
+
+logs: $(SAM_STAMP) ## Tail the function's logs (sam logs --tail)
+	@set -eu; \
+	group=$(call stack_output,LogGroupName); \
+	test -n "$$group" && test "$$group" != None || { echo "no LogGroupName output: is stack $(STACK) deployed?" >&2; exit 1; }; \
+	$(SAM) logs --stack-name $(STACK) --cw-log-group "$$group" --tail $(REGION_FLAG)
+
+destroy: $(SAM_STAMP) ## Delete the stack (sam delete); the bucket, state table and secret are retained
+	$(SAM) delete --stack-name $(STACK) $(REGION_FLAG)
+	@echo "Retained on purpose (delete them by hand if you really mean to): the activity bucket,"
+	@echo "the DynamoDB state table and the API key secret the stack created. docs/deploy.md#removing-the-stack"
