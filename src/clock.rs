@@ -2,11 +2,14 @@
 //! [`Clock`], so tests control "now" and every deadline.
 
 use jiff::{SignedDuration, Timestamp};
+use std::future::Future;
 use std::time::Duration;
 
-/// The source of "now" for everything below the handler.
+/// The source of "now", and of waiting, for everything below the handler.
 pub trait Clock: Send + Sync {
     fn now(&self) -> Timestamp;
+    /// Waits `d` (a fake clock just moves its time on).
+    fn sleep(&self, d: Duration) -> impl Future<Output = ()> + Send;
 }
 
 /// The real clock; only the composition root constructs it.
@@ -16,6 +19,10 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
         Timestamp::now()
+    }
+
+    fn sleep(&self, d: Duration) -> impl Future<Output = ()> + Send {
+        tokio::time::sleep(d)
     }
 }
 
@@ -78,6 +85,10 @@ pub mod fake {
     impl Clock for FakeClock {
         fn now(&self) -> Timestamp {
             *self.0.lock().unwrap()
+        }
+
+        async fn sleep(&self, d: Duration) {
+            self.advance(d);
         }
     }
 }

@@ -63,7 +63,9 @@ impl RunError {
                     StateError::Unavailable { .. } => "StateUnavailable",
                     StateError::Corrupt { .. } | StateError::TooLarge { .. } => "StateInvalid",
                 },
-                SyncError::Encode(_) | SyncError::Unrecoverable { .. } => "ArchiveUnavailable",
+                SyncError::Encode(_)
+                | SyncError::Unrecoverable { .. }
+                | SyncError::LeaseExpired { .. } => "ArchiveUnavailable",
             },
             RunError::Metrics(_) => "MetricsUnavailable",
         }

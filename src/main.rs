@@ -5,6 +5,7 @@
 //! `ConfigurationInvalid` and the list of bad variables, which is what the operator sees first.
 
 use aws_config::BehaviorVersion;
+use aws_config::timeout::TimeoutConfig;
 use jiff::Timestamp;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
@@ -20,6 +21,7 @@ use anthropic_compliance_collector::secrets::KeyCache;
 use anthropic_compliance_collector::secrets::secretsmanager::SecretsManagerSource;
 use anthropic_compliance_collector::state::LIVE_STREAM;
 use anthropic_compliance_collector::state::dynamodb::DynamoStore;
+use anthropic_compliance_collector::sync::run::PUT_TIMEOUT;
 use anthropic_compliance_collector::telemetry::cloudwatch::CloudWatchMetrics;
 
 type AwsCollector =
@@ -59,6 +61,12 @@ async fn build(config: Config) -> Result<AwsCollector, lambda_runtime::Error> {
     // Local emulators (tests, the demo) serve S3 on one host: path-style addressing.
     let s3 = aws_sdk_s3::config::Builder::from(&sdk)
         .force_path_style(sdk.endpoint_url().is_some())
+        // No object write may outlive the batch's write lease (see sync::run::WRITE_LEASE).
+        .timeout_config(
+            TimeoutConfig::builder()
+                .operation_timeout(PUT_TIMEOUT)
+                .build(),
+        )
         .build();
     let function_name = std::env::var("AWS_LAMBDA_FUNCTION_NAME")
         .unwrap_or_else(|_| "anthropic-compliance-collector".into());

@@ -506,14 +506,13 @@ async fn processes_killed_at_arbitrary_points_lose_and_duplicate_nothing() {
             to: ago(2),
             hidden: false,
         });
-        // a killed run holds its write lease until its deadline
-        tokio::time::sleep(invoke_timeout).await;
+        // no pause: a run right after a crash must cope with the dead writer's lease itself
     }
     assert!(
         kills >= 3,
         "most runs should have been killed mid-way ({kills})"
     );
-    // WHEN healthy runs follow
+    // WHEN healthy runs follow (with time enough to wait out a dead writer's lease)
     let mut last = Value::Null;
     for _ in 0..10 {
         last = stack.collect().await;

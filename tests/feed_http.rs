@@ -292,3 +292,42 @@ async fn a_slow_response_times_out_at_the_deadline_and_is_retried_within_it() {
     );
     assert!(started.elapsed() < Duration::from_secs(6));
 }
+
+#[tokio::test]
+async fn a_server_capped_at_1000_per_page_is_asked_again_with_1000() {
+    // GIVEN an older server that refuses limit > 1000
+    let sim = Simulator::new(SimConfig {
+        keys: vec![ApiKey {
+            key: KEY.into(),
+            has_scope: true,
+        }],
+        max_page_size: 1000,
+        ..SimConfig::default()
+    });
+    let server = sim.spawn().await.unwrap();
+    sim.generate(&GenerateSpec {
+        count: 1500,
+        from: hours_ago(2),
+        to: hours_ago(1),
+        hidden: false,
+    });
+    let http = client(&server);
+    let key = parse_secret(KEY).unwrap();
+    // WHEN the collector asks for its usual 5000
+    let (page, stats) = http
+        .with_key(&key)
+        .fetch(&query(hours_ago(3), hours_ago(0), 5000), deadline(30))
+        .await
+        .unwrap();
+    // THEN one refused request, then pages of 1000 from then on
+    assert_eq!(
+        (stats.requests, page.activities.len(), page.has_more),
+        (2, 1000, true)
+    );
+    let (_, stats) = http
+        .with_key(&key)
+        .fetch(&query(hours_ago(3), hours_ago(0), 5000), deadline(30))
+        .await
+        .unwrap();
+    assert_eq!(stats.requests, 1);
+}

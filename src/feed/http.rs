@@ -6,6 +6,7 @@
 //! would cross the run's deadline. Every response's `request-id` is logged; the key never is.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
@@ -44,7 +45,12 @@ pub struct HttpClient<C> {
     /// The smallest gap between two requests, from `MAX_REQUESTS_PER_MINUTE`.
     min_interval: Duration,
     last_request: Mutex<Option<Timestamp>>,
+    /// Lowered to [`LEGACY_PAGE_LIMIT`] once a server refuses a larger page.
+    page_limit_cap: AtomicU32,
 }
+
+/// Older servers cap `limit` at 1000 and answer a larger one with 400.
+pub const LEGACY_PAGE_LIMIT: u32 = 1000;
 
 impl<C: Clock> HttpClient<C> {
     pub fn new(
@@ -71,6 +77,7 @@ impl<C: Clock> HttpClient<C> {
             backoff,
             min_interval: Duration::from_secs(60) / max_requests_per_minute.max(1),
             last_request: Mutex::new(None),
+            page_limit_cap: AtomicU32::new(u32::MAX),
         })
     }
 
@@ -99,7 +106,7 @@ impl<C: Clock> HttpClient<C> {
             wait
         };
         if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
+            self.clock.sleep(wait).await;
         }
         true
     }
@@ -118,8 +125,6 @@ impl<C: Clock> ActivityFeed for HttpFeed<'_, C> {
         deadline: Deadline,
     ) -> Result<(Page, RequestStats), FeedError> {
         let client = self.client;
-        let mut url = client.endpoint.clone();
-        url.set_query(Some(&query_string(query)));
         let mut stats = RequestStats::default();
         let mut attempt = 0u32;
         loop {
@@ -134,6 +139,14 @@ impl<C: Clock> ActivityFeed for HttpFeed<'_, C> {
                     }
                 });
             }
+            let limit = query
+                .limit
+                .min(client.page_limit_cap.load(Ordering::Relaxed));
+            let mut url = client.endpoint.clone();
+            url.set_query(Some(&query_string(&PageQuery {
+                limit,
+                ..query.clone()
+            })));
             let timeout = REQUEST_TIMEOUT.min(deadline.remaining(client.clock.now()));
             stats.requests += 1;
             let (failure, response, last) = match self.attempt(&url, timeout).await {
@@ -171,6 +184,14 @@ impl<C: Clock> ActivityFeed for HttpFeed<'_, C> {
                         attempt,
                         "request failed"
                     );
+                    if response.status == 400 && limit > LEGACY_PAGE_LIMIT {
+                        // Maybe a server that caps pages at 1000: ask again with that, once.
+                        tracing::warn!(limit, "400 for a large page; retrying with limit 1000");
+                        client
+                            .page_limit_cap
+                            .store(LEGACY_PAGE_LIMIT, Ordering::Relaxed);
+                        continue;
+                    }
                     let failure = Failure::Status {
                         status: response.status,
                         retry_after: response.retry_after,
@@ -208,7 +229,7 @@ impl<C: Clock> ActivityFeed for HttpFeed<'_, C> {
                         },
                     });
                 }
-                Decision::Retry(wait) => tokio::time::sleep(wait).await,
+                Decision::Retry(wait) => client.clock.sleep(wait).await,
             }
         }
     }

@@ -8,12 +8,15 @@
 //!    and adds their ids to the dedupe memory before fetching again. Keys are fixed by content, so
 //!    a rewrite of the same batch is refused by the archive rather than duplicated.
 //! 3. Every commit is compare-and-swap on the version loaded: a run that loses the race stops.
+//!    A write intent is also a short lease: its writer starts no put after [`WRITE_WINDOW`], and
+//!    another run recovers the intent only once [`WRITE_LEASE`] has passed.
 //! 4. The dedupe memory keeps only ids that a later page can serve again: those at or after the
 //!    window's position, and those in the overlap before the window's end.
 //! 5. The deadline is checked before every page; a stop leaves a committed cursor to resume from.
 //! 6. A failure that needs a human (key, scope, bucket) happens before anything is committed.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use super::plan::{Horizons, plan, signed};
 use super::seen::id_hash;
@@ -24,6 +27,17 @@ use crate::clock::{Clock, Deadline};
 use crate::feed::PAGE_LIMIT;
 use crate::feed::{ActivityFeed, FeedError, PageQuery};
 use crate::state::{Pending, StateError, StateStore, SyncState, Window};
+
+/// How long a batch's write intent excludes other runs. The writer starts no put after
+/// [`WRITE_WINDOW`] and each put is bounded by [`PUT_TIMEOUT`], so after the lease no object of the
+/// batch can still land; a run that finds a crashed writer's intent waits at most this long.
+pub const WRITE_LEASE: Duration = Duration::from_secs(25);
+/// The part of the lease in which the writer may start puts.
+pub const WRITE_WINDOW: Duration = Duration::from_secs(10);
+/// The longest one object write may take (the S3 client's operation timeout).
+pub const PUT_TIMEOUT: Duration = Duration::from_secs(10);
+const LEASE_WAIT_SPARE: Duration = Duration::from_secs(3);
+const _: () = assert!(WRITE_WINDOW.as_secs() + PUT_TIMEOUT.as_secs() < WRITE_LEASE.as_secs());
 
 /// What a run needs besides its ports.
 #[derive(Debug, Clone)]
@@ -45,6 +59,10 @@ pub enum SyncError {
     Archive(#[from] SinkError),
     #[error(transparent)]
     State(#[from] StateError),
+    #[error(
+        "the write lease ran out before {key} could be written; the next run recovers the batch"
+    )]
+    LeaseExpired { key: String },
     #[error("cannot encode a batch")]
     Encode(#[source] std::io::Error),
     #[error("the object {key} of an interrupted batch exists but cannot be read back")]
@@ -125,13 +143,20 @@ where
 
         if let Some(pending) = state.pending.take() {
             if pending.lease_until > now {
-                tracing::warn!(
-                    holder = %pending.run_id,
-                    lease_until = %pending.lease_until,
-                    "another run holds the write lease; stopping without doing anything"
-                );
-                self.report.stop_reason = Some(StopReason::LeaseHeld);
-                return Ok(());
+                // The writer may still be alive: wait its short lease out if there is time.
+                let wait =
+                    Duration::try_from(pending.lease_until.duration_since(now)).unwrap_or_default();
+                if wait + LEASE_WAIT_SPARE > self.deadline.remaining(now) {
+                    tracing::warn!(
+                        holder = %pending.run_id,
+                        lease_until = %pending.lease_until,
+                        "another run holds the write lease; stopping without doing anything"
+                    );
+                    self.report.stop_reason = Some(StopReason::LeaseHeld);
+                    return Ok(());
+                }
+                tracing::info!(holder = %pending.run_id, wait_ms = wait.as_millis() as u64, "waiting out a write lease");
+                self.clock.sleep(wait).await;
             }
             self.recover(&pending, &mut state).await?;
         }
@@ -220,13 +245,20 @@ where
                     *probed = true;
                 }
                 // Intent first: from here the objects may exist while their ids are not in `seen`.
+                let lease_until = self.clock.now() + signed(WRITE_LEASE);
                 state.pending = Some(Pending {
                     keys: objects.iter().map(|o| o.key.clone()).collect(),
-                    lease_until: self.deadline.hard,
+                    lease_until,
                     run_id: self.settings.run_id.clone(),
                 });
                 *version = Some(self.commit(state, *version).await?);
+                let last_put_start = lease_until - signed(WRITE_LEASE - WRITE_WINDOW);
                 for object in &objects {
+                    if self.clock.now() >= last_put_start {
+                        return Err(SyncError::LeaseExpired {
+                            key: object.key.clone(),
+                        });
+                    }
                     match self.sink.put_new(object).await? {
                         PutOutcome::Created => {
                             self.report.objects_written += 1;

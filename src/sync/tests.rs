@@ -344,16 +344,73 @@ async fn a_write_that_fails_after_the_intent_loses_nothing() {
 }
 
 #[tokio::test]
-async fn a_run_within_another_runs_lease_does_nothing() {
+async fn a_run_within_another_runs_lease_does_nothing_when_it_cannot_wait() {
+    // GIVEN a run that died after writing its intent and objects
     let w = World::new("2026-01-02T00:00:00Z", 5000);
     w.feed.add("a", w.clock.now() - minutes(10), true);
     *w.store.fail_commit.lock().unwrap() = Some(2);
     assert!(w.run().await.is_err());
-    // WHEN another run starts before the first one's deadline
-    let report = w.run().await.unwrap();
+    // WHEN another run starts at once with too little time to wait the lease out
+    let report = w.run_for(Duration::from_secs(20)).await.unwrap();
     // THEN it stops at once, leaving the intent in place
     assert_eq!(report.stop_reason, Some(StopReason::LeaseHeld));
     assert!(w.store.state().unwrap().pending.is_some());
+}
+
+#[tokio::test]
+async fn a_run_with_time_to_spare_waits_out_a_dead_writers_lease_and_recovers() {
+    let w = World::new("2026-01-02T00:00:00Z", 5000);
+    w.feed.add("a", w.clock.now() - minutes(10), true);
+    *w.store.fail_commit.lock().unwrap() = Some(2);
+    assert!(w.run().await.is_err());
+    let before = w.clock.now();
+    let report = w.run().await.unwrap();
+    assert!(w.clock.now() >= before + SignedDuration::try_from(run::WRITE_LEASE).unwrap());
+    assert_eq!((report.recovered_objects, report.delivered), (1, 0));
+    assert_eq!(w.assert_no_duplicates(), 1);
+}
+
+#[tokio::test]
+async fn a_writer_past_its_write_window_stops_before_the_next_put() {
+    // GIVEN a state store so slow that the write window has passed when the intent is committed
+    let mut w = World::new("2026-01-02T00:00:00Z", 5000);
+    w.feed.add("a", w.clock.now() - minutes(10), true);
+    let store = SlowCommitStore {
+        inner: &w.store,
+        clock: w.clock,
+        delay: run::WRITE_WINDOW,
+    };
+    let now = w.clock.now();
+    let deadline = Deadline::new(now, now + minutes(5));
+    let failed = run(&w.feed, &w.sink, &store, w.clock, deadline, &w.settings)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(failed.error, SyncError::LeaseExpired { .. }),
+        "{failed}"
+    );
+    assert!(w.sink.ids().is_empty());
+    let _ = &mut w;
+}
+
+struct SlowCommitStore<'a> {
+    inner: &'a MemoryStore,
+    clock: &'static FakeClock,
+    delay: Duration,
+}
+
+impl crate::state::StateStore for SlowCommitStore<'_> {
+    async fn load(&self) -> Result<Option<crate::state::Versioned>, crate::state::StateError> {
+        self.inner.load().await
+    }
+    async fn commit(
+        &self,
+        state: &crate::state::SyncState,
+        expected: Option<u64>,
+    ) -> Result<u64, crate::state::StateError> {
+        self.clock.advance(self.delay);
+        self.inner.commit(state, expected).await
+    }
 }
 
 #[tokio::test]

@@ -150,7 +150,7 @@ impl LambdaFunction {
         let log_start = lock(&self.logs).len();
         let cold_start = self.ensure_sandbox()?;
         let Some(sandbox) = self.sandbox.as_mut() else {
-            return Err(Error::Contract("no sandbox after a cold start".to_owned()));
+            return Err(Error::Harness("no sandbox after a cold start"));
         };
 
         let deadline = SystemTime::now() + timeout;
@@ -469,8 +469,8 @@ impl RuntimeApi {
     /// Binds a listener on a free loopback port and serves the API on the current tokio runtime.
     pub fn start(function_name: &str) -> Result<RuntimeApi, Error> {
         if tokio::runtime::Handle::try_current().is_err() {
-            return Err(Error::Contract(
-                "testkit::lambda needs a tokio runtime (use #[tokio::test])".to_owned(),
+            return Err(Error::Harness(
+                "testkit::lambda needs a tokio runtime (use #[tokio::test])",
             ));
         }
         let listener = std::net::TcpListener::bind("127.0.0.1:0")

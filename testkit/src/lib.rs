@@ -53,6 +53,9 @@ pub enum Error {
     /// Data read back from the emulator is not what the output contract says.
     #[error("{0}")]
     Contract(String),
+    /// testkit was used in a way it cannot work (e.g. the Lambda emulator outside a tokio runtime).
+    #[error("testkit misuse: {0}")]
+    Harness(&'static str),
 }
 
 impl Error {

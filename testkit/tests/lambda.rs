@@ -298,3 +298,15 @@ async fn an_init_error_is_reported_with_its_diagnostic() {
         })
     );
 }
+
+#[test]
+fn binary_path_finds_a_binary_of_the_running_profile() {
+    // GIVEN the echo-lambda binary cargo built for these tests
+    // WHEN testkit looks it up by name
+    let found = testkit::binary_path("echo-lambda");
+    // THEN it is the same file
+    assert_eq!(
+        found,
+        std::path::PathBuf::from(env!("CARGO_BIN_EXE_echo-lambda"))
+    );
+}
