@@ -170,3 +170,56 @@ async fn cloudwatch_receives_the_metric_through_the_current_sdk_protocol() {
         .unwrap();
     assert_eq!(sum, Some(42.0));
 }
+
+#[tokio::test]
+async fn dynamodb_moves_a_large_dedupe_memory_to_chunk_items_and_back() {
+    // GIVEN a burst: 80,000 ids in the overlap, far over DynamoDB's 400 KB item limit inline
+    let c = clients();
+    let table = unique_name("state");
+    aws::create_state_table(&c.dynamodb, &table).await.unwrap();
+    let store = DynamoStore::new(c.dynamodb.clone(), &table, "live");
+    let t0: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+    let mut big = SyncState::default();
+    for i in 0..80_000 {
+        big.seen.insert(
+            id_hash(&format!("activity_{i}")),
+            t0 + jiff::SignedDuration::from_secs(i % 900),
+        );
+    }
+    // WHEN it is committed, then committed unchanged (a write intent), then shrunk
+    assert_eq!(store.commit(&big, None).await.unwrap(), 1);
+    let chunk = |g: u64, i: usize| format!("live#seen#{g}#{i}");
+    assert!(
+        aws::get_item(&c.dynamodb, &table, &chunk(1, 1))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // a fresh process reads it back whole
+    let fresh = DynamoStore::new(c.dynamodb.clone(), &table, "live");
+    assert_eq!(fresh.load().await.unwrap().unwrap().state, big);
+    let mut intent = big.clone();
+    intent.delivered_total = 1;
+    assert_eq!(fresh.commit(&intent, Some(1)).await.unwrap(), 2);
+    assert!(
+        aws::get_item(&c.dynamodb, &table, &chunk(1, 0))
+            .await
+            .unwrap()
+            .is_some(),
+        "unchanged memory keeps its chunks"
+    );
+    assert!(matches!(
+        store.commit(&big, Some(1)).await,
+        Err(StateError::Conflict { .. })
+    ));
+    let small = SyncState::default();
+    assert_eq!(fresh.commit(&small, Some(2)).await.unwrap(), 3);
+    // THEN the state reads back each time, and the stale chunks are gone
+    assert_eq!(fresh.load().await.unwrap().unwrap().state, small);
+    assert!(
+        aws::get_item(&c.dynamodb, &table, &chunk(1, 0))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}

@@ -3,26 +3,51 @@
 //! The item is readable by an operator in the console: timestamps as RFC 3339 strings, the cursor
 //! as stored, counts as numbers; only the dedupe memory is binary (about 9 bytes an id). Loads
 //! are strongly consistent so a run always sees the previous run's last commit.
+//!
+//! DynamoDB items hold 400 KB. A dedupe memory too large to sit inline (a burst of over ~30,000
+//! activities within one overlap period) moves to immutable chunk items
+//! `{pk}#seen#{generation}#{i}`, written in one transaction with the state item (whose version
+//! condition still decides) and replacing the previous generation's chunks. A commit that leaves
+//! the memory unchanged (a write intent) keeps the current generation and writes the state item
+//! alone.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use jiff::Timestamp;
+use sha2::{Digest, Sha256};
 
 use super::{Pending, StateError, StateStore, SyncState, Versioned, Window};
 use crate::sync::seen::SeenSet;
 
 /// DynamoDB's item size limit, less room for attribute names and rounding.
 const ITEM_LIMIT: usize = 400 * 1024 - 2048;
+/// A dedupe memory up to this size stays inside the state item.
+const INLINE_LIMIT: usize = 300 * 1024;
+/// The size of one chunk item's data.
+const CHUNK_BYTES: usize = 350 * 1024;
+/// A transaction writes at most 4 MB: the state item and up to this many chunks.
+const MAX_CHUNKS: usize = 10;
 const FORMAT: &str = "1";
 
 pub struct DynamoStore {
     client: Client,
     table: String,
     pk: String,
+    /// The chunk generation last loaded or committed, to reuse it or delete it.
+    chunks: Mutex<Option<Chunks>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Chunks {
+    generation: u64,
+    count: usize,
+    digest: [u8; 32],
 }
 
 impl DynamoStore {
@@ -31,7 +56,56 @@ impl DynamoStore {
             client,
             table: table.into(),
             pk: pk.into(),
+            chunks: Mutex::new(None),
         }
+    }
+
+    fn chunk_pk(&self, generation: u64, index: usize) -> String {
+        format!("{}#seen#{generation}#{index}", self.pk)
+    }
+
+    fn remembered(&self) -> Option<Chunks> {
+        self.chunks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn remember(&self, chunks: Option<Chunks>) {
+        *self.chunks.lock().unwrap_or_else(|e| e.into_inner()) = chunks;
+    }
+
+    async fn get(&self, pk: String) -> Result<Option<HashMap<String, AttributeValue>>, StateError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.classify(e))?;
+        Ok(out.item)
+    }
+
+    /// Reads a chunked dedupe memory back, in order.
+    async fn load_chunks(&self, generation: u64, count: usize) -> Result<Vec<u8>, StateError> {
+        let mut bytes = Vec::with_capacity(count * CHUNK_BYTES);
+        for index in 0..count {
+            let item = self
+                .get(self.chunk_pk(generation, index))
+                .await?
+                .ok_or_else(|| {
+                    self.corrupt(format!(
+                        "chunk {index} of generation {generation} is missing"
+                    ))
+                })?;
+            match item.get("data") {
+                Some(AttributeValue::B(b)) => bytes.extend_from_slice(b.as_ref()),
+                _ => return Err(self.corrupt(format!("chunk {index} has no binary data"))),
+            }
+        }
+        Ok(bytes)
     }
 
     fn classify<E, R>(&self, e: SdkError<E, R>) -> StateError
@@ -65,52 +139,225 @@ impl DynamoStore {
 
 impl StateStore for DynamoStore {
     async fn load(&self) -> Result<Option<Versioned>, StateError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(self.pk.clone()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| self.classify(e))?;
-        match out.item {
-            None => Ok(None),
-            Some(item) => from_item(&item)
-                .map(Some)
-                .map_err(|reason| self.corrupt(reason)),
+        let Some(item) = self.get(self.pk.clone()).await? else {
+            self.remember(None);
+            return Ok(None);
+        };
+        let mut loaded = from_item(&item).map_err(|reason| self.corrupt(reason))?;
+        let chunked = match (item.get("seen_generation"), item.get("seen_chunks")) {
+            (Some(AttributeValue::N(g)), Some(AttributeValue::N(c))) => {
+                Some((g.parse::<u64>(), c.parse::<usize>()))
+            }
+            _ => None,
+        };
+        match chunked {
+            None => self.remember(None),
+            Some((Ok(generation), Ok(count))) => {
+                let bytes = self.load_chunks(generation, count).await?;
+                loaded.state.seen =
+                    SeenSet::decode(&bytes).map_err(|e| self.corrupt(e.to_string()))?;
+                let digest = Sha256::digest(&bytes).into();
+                self.remember(Some(Chunks {
+                    generation,
+                    count,
+                    digest,
+                }));
+            }
+            Some(_) => return Err(self.corrupt("seen_generation or seen_chunks is not a number")),
         }
+        Ok(Some(loaded))
     }
 
     async fn commit(&self, state: &SyncState, expected: Option<u64>) -> Result<u64, StateError> {
         let version = expected.unwrap_or(0) + 1;
-        let item = to_item(&self.pk, state, version);
+        let seen = state.seen.encode();
+        let previous = self.remembered();
+        let (mut item, chunks, new_chunks) = if seen.len() <= INLINE_LIMIT {
+            (
+                to_item(&self.pk, state, version, Some(seen)),
+                None,
+                Vec::new(),
+            )
+        } else {
+            let digest: [u8; 32] = Sha256::digest(&seen).into();
+            match &previous {
+                // The memory is unchanged (a write intent): point at the same chunks.
+                Some(p) if p.digest == digest => (
+                    to_item(&self.pk, state, version, None),
+                    previous.clone(),
+                    Vec::new(),
+                ),
+                _ => {
+                    let pieces: Vec<Vec<u8>> =
+                        seen.chunks(CHUNK_BYTES).map(<[u8]>::to_vec).collect();
+                    if pieces.len() > MAX_CHUNKS {
+                        return Err(StateError::TooLarge { bytes: seen.len() });
+                    }
+                    let chunks = Chunks {
+                        generation: version,
+                        count: pieces.len(),
+                        digest,
+                    };
+                    (
+                        to_item(&self.pk, state, version, None),
+                        Some(chunks),
+                        pieces,
+                    )
+                }
+            }
+        };
+        if let Some(c) = &chunks {
+            item.insert(
+                "seen_generation".into(),
+                AttributeValue::N(c.generation.to_string()),
+            );
+            item.insert("seen_chunks".into(), AttributeValue::N(c.count.to_string()));
+        }
         let bytes = item_size(&item);
         if bytes > ITEM_LIMIT {
             return Err(StateError::TooLarge { bytes });
         }
+        let stale: Vec<String> = match &previous {
+            Some(p) if chunks.as_ref().is_none_or(|c| c.generation != p.generation) => (0..p.count)
+                .map(|i| self.chunk_pk(p.generation, i))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let result = if new_chunks.is_empty() && stale.is_empty() {
+            self.put_state(item, expected).await
+        } else {
+            let chunk_items = new_chunks.into_iter().enumerate().map(|(i, data)| {
+                let generation = chunks.as_ref().map_or(version, |c| c.generation);
+                HashMap::from([
+                    (
+                        "pk".to_owned(),
+                        AttributeValue::S(self.chunk_pk(generation, i)),
+                    ),
+                    ("data".to_owned(), AttributeValue::B(Blob::new(data))),
+                ])
+            });
+            self.transact_state(item, expected, chunk_items.collect(), stale)
+                .await
+        };
+        result?;
+        self.remember(chunks);
+        Ok(version)
+    }
+}
+
+impl DynamoStore {
+    fn condition(expected: Option<u64>) -> (&'static str, Option<AttributeValue>) {
+        match expected {
+            None => ("attribute_not_exists(pk)", None),
+            Some(v) => (
+                "version = :expected",
+                Some(AttributeValue::N(v.to_string())),
+            ),
+        }
+    }
+
+    async fn put_state(
+        &self,
+        item: HashMap<String, AttributeValue>,
+        expected: Option<u64>,
+    ) -> Result<(), StateError> {
+        let (condition, value) = Self::condition(expected);
         let request = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item));
-        let request = match expected {
-            None => request.condition_expression("attribute_not_exists(pk)"),
-            Some(v) => request
-                .condition_expression("version = :expected")
-                .expression_attribute_values(":expected", AttributeValue::N(v.to_string())),
+            .set_item(Some(item))
+            .condition_expression(condition);
+        let request = match value {
+            Some(v) => request.expression_attribute_values(":expected", v),
+            None => request,
         };
         match request.send().await {
-            Ok(_) => Ok(version),
+            Ok(_) => Ok(()),
             Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
                 Err(StateError::Conflict { expected })
             }
             Err(e) => Err(self.classify(e)),
         }
     }
+
+    /// The state item, new chunks and deletions of stale chunks, all or nothing.
+    async fn transact_state(
+        &self,
+        item: HashMap<String, AttributeValue>,
+        expected: Option<u64>,
+        chunks: Vec<HashMap<String, AttributeValue>>,
+        stale: Vec<String>,
+    ) -> Result<(), StateError> {
+        let (condition, value) = Self::condition(expected);
+        let state_put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .set_expression_attribute_values(
+                value.map(|v| HashMap::from([(":expected".to_owned(), v)])),
+            )
+            .build()
+            .map_err(|e| StateError::Unavailable {
+                table: self.table.clone(),
+                source: Box::new(e),
+            })?;
+        let mut writes = vec![TransactWriteItem::builder().put(state_put).build()];
+        for chunk in chunks {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(chunk))
+                .build()
+                .map_err(|e| StateError::Unavailable {
+                    table: self.table.clone(),
+                    source: Box::new(e),
+                })?;
+            writes.push(TransactWriteItem::builder().put(put).build());
+        }
+        for pk in stale {
+            let delete = Delete::builder()
+                .table_name(&self.table)
+                .key("pk", AttributeValue::S(pk))
+                .build()
+                .map_err(|e| StateError::Unavailable {
+                    table: self.table.clone(),
+                    source: Box::new(e),
+                })?;
+            writes.push(TransactWriteItem::builder().delete(delete).build());
+        }
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(writes))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let lost_race = e.as_service_error().is_some_and(|s| match s {
+                    TransactWriteItemsError::TransactionCanceledException(t) => t
+                        .cancellation_reasons()
+                        .first()
+                        .is_some_and(|r| r.code() == Some("ConditionalCheckFailed")),
+                    _ => false,
+                });
+                if lost_race {
+                    Err(StateError::Conflict { expected })
+                } else {
+                    Err(self.classify(e))
+                }
+            }
+        }
+    }
 }
 
-fn to_item(pk: &str, state: &SyncState, version: u64) -> HashMap<String, AttributeValue> {
+/// The state item; `seen` inline when given (else the memory is in chunk items).
+fn to_item(
+    pk: &str,
+    state: &SyncState,
+    version: u64,
+    seen: Option<Vec<u8>>,
+) -> HashMap<String, AttributeValue> {
     let mut item = HashMap::new();
     let s = |v: String| AttributeValue::S(v);
     let n = |v: u64| AttributeValue::N(v.to_string());
@@ -130,10 +377,9 @@ fn to_item(pk: &str, state: &SyncState, version: u64) -> HashMap<String, Attribu
             item.insert("position".into(), s(p.to_string()));
         }
     }
-    item.insert(
-        "seen".into(),
-        AttributeValue::B(Blob::new(state.seen.encode())),
-    );
+    if let Some(seen) = seen {
+        item.insert("seen".into(), AttributeValue::B(Blob::new(seen)));
+    }
     item.insert("seen_count".into(), n(state.seen.len() as u64));
     if let Some(p) = &state.pending {
         item.insert(
@@ -273,13 +519,13 @@ mod tests {
             updated_at: Some("2026-01-01T00:04:00Z".parse().unwrap()),
             updated_by: Some("run-1".into()),
         };
-        let item = to_item("live", &state, 7);
+        let item = to_item("live", &state, 7, Some(state.seen.encode()));
         assert_eq!(from_item(&item).unwrap(), Versioned { state, version: 7 });
     }
 
     #[test]
     fn an_item_from_an_unknown_format_is_refused() {
-        let mut item = to_item("live", &SyncState::default(), 1);
+        let mut item = to_item("live", &SyncState::default(), 1, None);
         item.insert("format".into(), AttributeValue::N("2".into()));
         assert!(from_item(&item).unwrap_err().contains("unknown format"));
     }
