@@ -35,10 +35,7 @@ async fn main() -> Result<(), Error> {
     let moto = Moto::start()?;
     let sim = Simulator::new(SimConfig {
         seed: 42,
-        keys: vec![ApiKey {
-            key: KEY.into(),
-            has_scope: true,
-        }],
+        keys: vec![ApiKey { key: KEY.into(), has_scope: true }],
         ..SimConfig::default()
     });
     let server = sim.spawn().await?;
@@ -48,12 +45,7 @@ async fn main() -> Result<(), Error> {
     let clients = Clients::for_moto(&moto);
     aws::create_bucket(&clients.s3, BUCKET).await?;
     aws::create_state_table(&clients.dynamodb, TABLE).await?;
-    aws::put_secret(
-        &clients.secretsmanager,
-        SECRET,
-        &json!({"api_key": KEY}).to_string(),
-    )
-    .await?;
+    aws::put_secret(&clients.secretsmanager, SECRET, &json!({"api_key": KEY}).to_string()).await?;
     println!("  created bucket {BUCKET}, table {TABLE}, secret {SECRET}\n");
 
     let now = Timestamp::now();
@@ -81,10 +73,7 @@ async fn main() -> Result<(), Error> {
         ("API_BASE_URL", server.base_url.clone()),
         // The demo settles 5 s instead of the default 120 s so it need not wait two minutes.
         ("SETTLE_SECONDS", SETTLE_SECONDS.to_string()),
-        (
-            "AWS_LAMBDA_FUNCTION_NAME",
-            "anthropic-compliance-collector-demo".into(),
-        ),
+        ("AWS_LAMBDA_FUNCTION_NAME", "anthropic-compliance-collector-demo".into()),
         ("RUST_LOG", "warn".into()),
     ] {
         env.push((k.into(), v));
@@ -141,18 +130,11 @@ async fn main() -> Result<(), Error> {
     if per_object.len() > 8 {
         println!("  … {} more …", per_object.len() - 8);
     }
-    for (key, size, lines) in per_object
-        .iter()
-        .skip(6.max(per_object.len().saturating_sub(2)))
-    {
+    for (key, size, lines) in per_object.iter().skip(6.max(per_object.len().saturating_sub(2))) {
         println!("  {key:<84} {size:>8} {lines:>6}");
     }
     let total_bytes: i64 = per_object.iter().map(|(_, s, _)| s).sum();
-    println!(
-        "  total: {} activities in {} bytes of gzip\n",
-        delivered.len(),
-        total_bytes
-    );
+    println!("  total: {} activities in {} bytes of gzip\n", delivered.len(), total_bytes);
 
     if let Some(line) = late.first().and_then(|id| lines_by_id.get(id)) {
         let value: Value = serde_json::from_str(line)?;
@@ -200,10 +182,7 @@ async fn main() -> Result<(), Error> {
         *counts.entry(id).or_default() += 1;
     }
     let duplicates = counts.values().filter(|n| **n > 1).count();
-    let missing = due
-        .iter()
-        .filter(|id| !counts.contains_key(id.as_str()))
-        .count();
+    let missing = due.iter().filter(|id| !counts.contains_key(id.as_str())).count();
     println!(
         "Exactly once: {} activities were due before the watermark; {} delivered, {} missing, {} duplicated.",
         due.len(),
@@ -261,8 +240,5 @@ fn mins(m: i64) -> SignedDuration {
 }
 
 fn indent(text: &str) -> String {
-    text.lines()
-        .map(|l| format!("    {l}"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    text.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
 }

@@ -26,22 +26,26 @@ AWS ?= $(SAM_VENV)/bin/aws
 
 STACK ?= anthropic-compliance-collector
 TEMPLATE ?= template.yaml
+# One SAM config file per stack: its saved answers (parameters, Region) belong to that stack.
+SAMCONFIG ?= samconfig.toml
 # The payload `make invoke` sends (events/: manual.json, scheduler.json, scheduled.json).
 EVENT ?= events/manual.json
-# The Region: AWS_REGION / AWS_DEFAULT_REGION, else your AWS config's (looked up once, when first
-# needed). Empty leaves it to samconfig.toml and the tools.
-REGION ?= $(eval REGION := $$(or $$(AWS_REGION),$$(AWS_DEFAULT_REGION),$$(shell $$(AWS) configure get region 2>/dev/null)))$(REGION)
+# The Region: the one `sam deploy --guided` saved in $(SAMCONFIG), else AWS_REGION /
+# AWS_DEFAULT_REGION, else your AWS config's; looked up once, when first needed. Empty leaves it to
+# the tools (they fail asking for one).
+SAMCONFIG_REGION = $(shell sed -nE 's/^[[:space:]]*region[[:space:]]*=[[:space:]]*"([a-z0-9-]+)".*/\1/p' $(SAMCONFIG) 2>/dev/null | head -n 1)
+REGION ?= $(eval REGION := $$(or $$(SAMCONFIG_REGION),$$(AWS_REGION),$$(AWS_DEFAULT_REGION),$$(shell $$(AWS) configure get region 2>/dev/null)))$(REGION)
 REGION_FLAG = $(if $(REGION),--region $(REGION))
 # The architecture `sam build` compiles for must be the stack's Architecture parameter: read it from
-# the overrides `sam deploy --guided` saved in samconfig.toml (default arm64).
-ARCH ?= $(or $(shell grep -oE 'Architecture=\\?"?(arm64|x86_64)' samconfig.toml 2>/dev/null | grep -oE 'arm64|x86_64' | tail -n 1),arm64)
+# the overrides `sam deploy --guided` saved in $(SAMCONFIG) (default arm64).
+ARCH ?= $(or $(shell grep -oE 'Architecture=\\?"?(arm64|x86_64)' $(SAMCONFIG) 2>/dev/null | grep -oE 'arm64|x86_64' | tail -n 1),arm64)
 
 # `sam validate` needs a Region and a credential chain that does not fail; it calls no AWS API.
 OFFLINE_AWS_ENV := env -u AWS_PROFILE -u AWS_DEFAULT_PROFILE AWS_CONFIG_FILE=/dev/null \
 	AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline \
 	AWS_SESSION_TOKEN=offline AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
 
-# Prints one output of the deployed stack, or fails naming it.
+# The value of one output of the deployed stack ("None" when it has no such output).
 define stack_output
 $$($(AWS) cloudformation describe-stacks --stack-name $(STACK) $(REGION_FLAG) \
 	--query "Stacks[0].Outputs[?OutputKey=='$(1)'].OutputValue" --output text)
@@ -72,23 +76,23 @@ build: $(CARGO_LAMBDA_STAMP) ## sam build: compile the function for Lambda with 
 	PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" $(SAM) build --template-file $(TEMPLATE) \
 		--parameter-overrides Architecture=$(ARCH)
 
-# First use (samconfig.toml holds no parameter_overrides yet): --guided asks for the Region and
+# First use ($(SAMCONFIG) holds no parameter_overrides yet): --guided asks for the Region and
 # every parameter and saves them. If the Architecture chosen differs from the one just built,
 # build again for it and deploy again, so the binary always matches the function.
-deploy: validate build ## Deploy the stack (guided the first time; then with samconfig.toml's answers)
+deploy: validate build ## Deploy the stack (guided the first time; then with the answers saved in SAMCONFIG)
 	@set -eu; \
-	if grep -Eq '^[[:space:]]*parameter_overrides[[:space:]]*=' samconfig.toml; then \
-		$(SAM) deploy --stack-name $(STACK) $(REGION_FLAG); \
+	if grep -Eqs '^[[:space:]]*parameter_overrides[[:space:]]*=' $(SAMCONFIG); then \
+		$(SAM) deploy --config-file $(SAMCONFIG) --stack-name $(STACK) $(REGION_FLAG); \
 	else \
-		$(SAM) deploy --guided --stack-name $(STACK) $(REGION_FLAG); \
-		saved=$$(grep -oE 'Architecture=\\?"?(arm64|x86_64)' samconfig.toml | grep -oE 'arm64|x86_64' | tail -n 1 || true); \
+		$(SAM) deploy --guided --config-file $(SAMCONFIG) --stack-name $(STACK) $(REGION_FLAG); \
+		saved=$$(grep -oE 'Architecture=\\?"?(arm64|x86_64)' $(SAMCONFIG) | grep -oE 'arm64|x86_64' | tail -n 1 || true); \
 		if [ -n "$$saved" ] && [ "$$saved" != "$(ARCH)" ]; then \
 			echo "Architecture $$saved differs from the $(ARCH) build: building and deploying again"; \
 			$(MAKE) --no-print-directory -f $(DEPLOY_MK) build ARCH=$$saved; \
-			$(SAM) deploy --stack-name $(STACK) $(REGION_FLAG); \
+			$(SAM) deploy --config-file $(SAMCONFIG) --stack-name $(STACK) $(REGION_FLAG); \
 		fi; \
 	fi
-	@echo "Next: put your API key in the secret (docs/deploy.md), then: make invoke"
+	@echo "If the secret still holds the placeholder, put your API key in it (docs/deploy.md), then: make invoke"
 
 # A synchronous run can take the whole function timeout: no CLI read timeout.
 invoke: $(SAM_STAMP) ## Invoke the deployed function with EVENT (default events/manual.json) and print its run summary
@@ -108,9 +112,9 @@ logs: $(SAM_STAMP) ## Tail the function's logs (sam logs --tail)
 	@set -eu; \
 	group=$(call stack_output,LogGroupName); \
 	test -n "$$group" && test "$$group" != None || { echo "no LogGroupName output: is stack $(STACK) deployed?" >&2; exit 1; }; \
-	$(SAM) logs --stack-name $(STACK) --cw-log-group "$$group" --tail $(REGION_FLAG)
+	$(SAM) logs --config-file $(SAMCONFIG) --stack-name $(STACK) --cw-log-group "$$group" --tail $(REGION_FLAG)
 
 destroy: $(SAM_STAMP) ## Delete the stack (sam delete); the bucket, state table and secret are retained
-	$(SAM) delete --stack-name $(STACK) $(REGION_FLAG)
+	$(SAM) delete --config-file $(SAMCONFIG) --stack-name $(STACK) $(REGION_FLAG)
 	@echo "Retained on purpose (delete them by hand if you really mean to): the activity bucket,"
 	@echo "the DynamoDB state table and the API key secret the stack created. docs/deploy.md#removing-the-stack"

@@ -20,50 +20,17 @@ pub struct Variable {
 
 /// Every variable of the contract, in the README's order.
 pub const VARIABLES: &[Variable] = &[
-    Variable {
-        name: "API_KEY_SECRET_ID",
-        default: None,
-    },
-    Variable {
-        name: "STATE_TABLE",
-        default: None,
-    },
-    Variable {
-        name: "OUTPUT_BUCKET",
-        default: None,
-    },
-    Variable {
-        name: "OUTPUT_PREFIX",
-        default: Some("anthropic/activity/"),
-    },
-    Variable {
-        name: "ORGANIZATION_IDS",
-        default: Some(""),
-    },
-    Variable {
-        name: "METRIC_NAMESPACE",
-        default: Some("AnthropicCompliance"),
-    },
-    Variable {
-        name: "API_BASE_URL",
-        default: Some("https://api.anthropic.com"),
-    },
-    Variable {
-        name: "SETTLE_SECONDS",
-        default: Some("120"),
-    },
-    Variable {
-        name: "OVERLAP_SECONDS",
-        default: Some("900"),
-    },
-    Variable {
-        name: "INITIAL_LOOKBACK_HOURS",
-        default: Some("168"),
-    },
-    Variable {
-        name: "MAX_REQUESTS_PER_MINUTE",
-        default: Some("60"),
-    },
+    Variable { name: "API_KEY_SECRET_ID", default: None },
+    Variable { name: "STATE_TABLE", default: None },
+    Variable { name: "OUTPUT_BUCKET", default: None },
+    Variable { name: "OUTPUT_PREFIX", default: Some("anthropic/activity/") },
+    Variable { name: "ORGANIZATION_IDS", default: Some("") },
+    Variable { name: "METRIC_NAMESPACE", default: Some("AnthropicCompliance") },
+    Variable { name: "API_BASE_URL", default: Some("https://api.anthropic.com") },
+    Variable { name: "SETTLE_SECONDS", default: Some("120") },
+    Variable { name: "OVERLAP_SECONDS", default: Some("900") },
+    Variable { name: "INITIAL_LOOKBACK_HOURS", default: Some("168") },
+    Variable { name: "MAX_REQUESTS_PER_MINUTE", default: Some("60") },
 ];
 
 /// The API keeps six years of activities; looking back further finds nothing.
@@ -121,10 +88,7 @@ impl Config {
 
     /// Reads the contract's variables through `lookup`; empty values count as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let mut p = Parser {
-            lookup,
-            problems: Vec::new(),
-        };
+        let mut p = Parser { lookup, problems: Vec::new() };
         let api_key_secret_id = p.required("API_KEY_SECRET_ID");
         let state_table = p.required("STATE_TABLE");
         let output_bucket = p.bucket("OUTPUT_BUCKET");
@@ -150,9 +114,7 @@ impl Config {
                 initial_lookback: Duration::from_secs(3600 * lookback_hours),
                 max_requests_per_minute: u32::try_from(max_rpm).unwrap_or(u32::MAX),
             }),
-            _ => Err(ConfigError {
-                problems: p.problems,
-            }),
+            _ => Err(ConfigError { problems: p.problems }),
         }
     }
 }
@@ -173,10 +135,7 @@ impl<L: Fn(&str) -> Option<String>> Parser<L> {
     }
 
     fn problem(&mut self, variable: &'static str, message: impl Into<String>) {
-        self.problems.push(Problem {
-            variable,
-            message: message.into(),
-        });
+        self.problems.push(Problem { variable, message: message.into() });
     }
 
     fn required(&mut self, variable: &'static str) -> String {
@@ -192,10 +151,7 @@ impl<L: Fn(&str) -> Option<String>> Parser<L> {
     fn bucket(&mut self, variable: &'static str) -> String {
         let name = self.required(variable);
         if !name.is_empty() && name.contains(['/', ':']) {
-            self.problem(
-                variable,
-                format!("must be a bucket name, not a path or ARN: {name:?}"),
-            );
+            self.problem(variable, format!("must be a bucket name, not a path or ARN: {name:?}"));
         }
         name
     }
@@ -203,10 +159,7 @@ impl<L: Fn(&str) -> Option<String>> Parser<L> {
     fn prefix(&mut self, variable: &'static str) -> String {
         let mut prefix = self.raw(variable).unwrap_or_default();
         if prefix.starts_with('/') {
-            self.problem(
-                variable,
-                "must not start with '/' (S3 keys have no leading slash)",
-            );
+            self.problem(variable, "must not start with '/' (S3 keys have no leading slash)");
         }
         if !prefix.is_empty() && !prefix.ends_with('/') {
             prefix.push('/');
@@ -222,18 +175,11 @@ impl<L: Fn(&str) -> Option<String>> Parser<L> {
 
     fn organization_ids(&mut self, variable: &'static str) -> Vec<String> {
         let raw = self.raw(variable).unwrap_or_default();
-        let ids: Vec<String> = raw
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect();
+        let ids: Vec<String> =
+            raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
         for id in &ids {
             if !(id.starts_with("org_") || is_uuid(id)) {
-                self.problem(
-                    variable,
-                    format!("{id:?} is neither an org_… id nor a UUID"),
-                );
+                self.problem(variable, format!("{id:?} is neither an org_… id nor a UUID"));
             }
         }
         ids
@@ -291,10 +237,7 @@ impl<L: Fn(&str) -> Option<String>> Parser<L> {
 }
 
 fn default_of(variable: &str) -> Option<&'static str> {
-    VARIABLES
-        .iter()
-        .find(|v| v.name == variable)
-        .and_then(|v| v.default)
+    VARIABLES.iter().find(|v| v.name == variable).and_then(|v| v.default)
 }
 
 fn is_loopback(url: &Url) -> bool {
@@ -321,18 +264,13 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |k| map.get(k).cloned()
     }
 
-    const MINIMAL: &[(&str, &str)] = &[
-        ("API_KEY_SECRET_ID", "s"),
-        ("STATE_TABLE", "t"),
-        ("OUTPUT_BUCKET", "b"),
-    ];
+    const MINIMAL: &[(&str, &str)] =
+        &[("API_KEY_SECRET_ID", "s"), ("STATE_TABLE", "t"), ("OUTPUT_BUCKET", "b")];
 
     #[test]
     fn minimal_environment_takes_every_default() {
@@ -372,10 +310,7 @@ mod tests {
                 "MAX_REQUESTS_PER_MINUTE"
             ]
         );
-        assert!(
-            e.to_string()
-                .starts_with("7 configuration problem(s): API_KEY_SECRET_ID")
-        );
+        assert!(e.to_string().starts_with("7 configuration problem(s): API_KEY_SECRET_ID"));
     }
 
     #[test]
@@ -398,10 +333,7 @@ mod tests {
     fn prefix_is_normalised_and_must_not_hide_data() {
         let mut vars = MINIMAL.to_vec();
         vars.push(("OUTPUT_PREFIX", "logs/anthropic"));
-        assert_eq!(
-            Config::from_lookup(env(&vars)).unwrap().output_prefix,
-            "logs/anthropic/"
-        );
+        assert_eq!(Config::from_lookup(env(&vars)).unwrap().output_prefix, "logs/anthropic/");
         for bad in ["_logs/", "logs/.hidden/", "/logs/"] {
             let mut vars = MINIMAL.to_vec();
             vars.push(("OUTPUT_PREFIX", bad));
@@ -412,15 +344,9 @@ mod tests {
     #[test]
     fn organization_ids_are_split_trimmed_and_checked() {
         let mut vars = MINIMAL.to_vec();
-        vars.push((
-            "ORGANIZATION_IDS",
-            " org_a, 5b236db4-3fb4-4bf3-a560-b5e266038a15 ,",
-        ));
+        vars.push(("ORGANIZATION_IDS", " org_a, 5b236db4-3fb4-4bf3-a560-b5e266038a15 ,"));
         let c = Config::from_lookup(env(&vars)).unwrap();
-        assert_eq!(
-            c.organization_ids,
-            ["org_a", "5b236db4-3fb4-4bf3-a560-b5e266038a15"]
-        );
+        assert_eq!(c.organization_ids, ["org_a", "5b236db4-3fb4-4bf3-a560-b5e266038a15"]);
         let mut vars = MINIMAL.to_vec();
         vars.push(("ORGANIZATION_IDS", "acme"));
         assert!(Config::from_lookup(env(&vars)).is_err());

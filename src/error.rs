@@ -24,6 +24,8 @@ pub enum RunError {
     Sync(#[from] SyncError),
     #[error("the run succeeded but its metrics were not recorded")]
     Metrics(#[from] MetricsError),
+    #[error("the run's manifest could not be written")]
+    Manifest(#[source] SinkError),
 }
 
 impl RunError {
@@ -68,6 +70,7 @@ impl RunError {
                 | SyncError::LeaseExpired { .. } => "ArchiveUnavailable",
             },
             RunError::Metrics(_) => "MetricsUnavailable",
+            RunError::Manifest(_) => "ManifestUnavailable",
         }
     }
 
@@ -79,10 +82,7 @@ impl RunError {
 
 impl From<RunError> for Diagnostic {
     fn from(e: RunError) -> Diagnostic {
-        Diagnostic {
-            error_type: e.error_type().to_owned(),
-            error_message: e.chain(),
-        }
+        Diagnostic { error_type: e.error_type().to_owned(), error_message: e.chain() }
     }
 }
 
@@ -92,9 +92,7 @@ mod tests {
 
     #[test]
     fn the_message_carries_the_whole_chain() {
-        let e = RunError::from(SyncError::from(StateError::TableNotFound {
-            table: "t".into(),
-        }));
+        let e = RunError::from(SyncError::from(StateError::TableNotFound { table: "t".into() }));
         assert_eq!(e.error_type(), "StateTableNotFound");
         assert_eq!(
             Diagnostic::from(e).error_message,

@@ -1,4 +1,4 @@
-//! One invocation, end to end: payload → key → run → metrics → summary or error.
+//! One invocation, end to end: payload → key → run → manifest → metrics → summary or error.
 //!
 //! [`Collector`] holds what lives across warm invocations (clients, the key cache) and is
 //! generic over the ports, so the same code runs against AWS in Lambda and against fakes in
@@ -9,21 +9,26 @@ use std::time::Instant;
 use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use crate::archive::ObjectSink;
+use crate::archive::manifest::{Context, Manifest, manifest_key};
 use crate::clock::{Clock, Deadline};
 use crate::config::Config;
 use crate::error::RunError;
-use crate::feed::http::HttpClient;
+use crate::feed::http::{HttpClient, error_chain};
 use crate::feed::{FeedError, PAGE_LIMIT};
-use crate::invocation::Invocation;
+use crate::invocation::{Action, Invocation, InvocationError};
 use crate::secrets::{KeyCache, SecretSource};
-use crate::state::StateStore;
-use crate::sync::{self, Horizons, RunReport, Settings, SyncError};
+use crate::state::{LIVE_STREAM, StateStore, backfill_stream};
+use crate::sync::{self, Horizons, Mode, RunReport, Settings, SyncError};
 use crate::telemetry::{MetricsSink, run_metrics};
+
+pub mod verify;
 
 pub struct Collector<Src, Snk, Sto, Met, C> {
     pub config: Config,
+    pub identity: Identity,
     pub secrets: Src,
     pub keys: KeyCache,
     pub http: HttpClient<C>,
@@ -33,14 +38,31 @@ pub struct Collector<Src, Snk, Sto, Met, C> {
     pub clock: C,
 }
 
+/// The function as Lambda names it, for manifests and metrics.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub function_name: String,
+    pub function_version: String,
+}
+
 /// The invocation's result: the report and what names the run.
 #[derive(Debug, Serialize)]
 pub struct RunSummary {
     pub status: &'static str,
     pub run_id: String,
+    pub stream: String,
     #[serde(flatten)]
     pub report: RunReport,
+    pub manifest_key: Option<String>,
     pub duration_ms: u64,
+}
+
+/// What one collecting run is: live or a backfill, and where its state and objects go.
+struct Plan {
+    mode: Mode,
+    stream: String,
+    object_tag: Option<String>,
+    dry_run: bool,
 }
 
 impl<Src, Snk, Sto, Met, C> Collector<Src, Snk, Sto, Met, C>
@@ -57,11 +79,71 @@ where
         payload: &Value,
         invocation_deadline: Timestamp,
         run_id: &str,
+    ) -> Result<Value, RunError> {
+        let invocation = Invocation::from_payload(payload)?;
+        let deadline = Deadline::new(self.clock.now(), invocation_deadline);
+        let plan = match invocation.action {
+            Action::Verify => {
+                let report = self.verify(deadline, run_id).await;
+                return Ok(serde_json::to_value(report).unwrap_or(Value::Null));
+            }
+            Action::Collect => Plan {
+                mode: Mode::Live,
+                stream: LIVE_STREAM.to_owned(),
+                object_tag: None,
+                dry_run: invocation.dry_run,
+            },
+            Action::Backfill { from, to, redeliver } => {
+                self.backfill_plan(from, to, redeliver, invocation.dry_run).await?
+            }
+        };
+        let summary = self.collect(&plan, deadline, run_id).await?;
+        Ok(serde_json::to_value(summary).unwrap_or(Value::Null))
+    }
+
+    /// A backfill ends where the live collection began (unless it redelivers on purpose) and
+    /// before the settle line; its state item is named by the range asked for, so the same
+    /// invocation resumes it.
+    async fn backfill_plan(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        redeliver: bool,
+        dry_run: bool,
+    ) -> Result<Plan, RunError> {
+        let stream = backfill_stream(from, to, redeliver);
+        let settle_line = self.clock.now() - sync::plan::signed(self.config.settle);
+        let mut end = to.min(settle_line);
+        let mut object_tag = None;
+        if redeliver {
+            let digest = Sha256::digest(stream.as_bytes());
+            object_tag = Some(format!(
+                "redelivery-{:02x}{:02x}{:02x}{:02x}",
+                digest[0], digest[1], digest[2], digest[3]
+            ));
+        } else {
+            let live = self.store.load(LIVE_STREAM).await.map_err(SyncError::from)?;
+            let Some(origin) = live.and_then(|v| v.state.origin) else {
+                return Err(InvocationError::BackfillBeforeLive.into());
+            };
+            end = end.min(origin);
+        }
+        let end = end.max(from);
+        if end < to {
+            tracing::info!(from = %from, asked_to = %to, to = %end, "backfill range clamped");
+        }
+        Ok(Plan { mode: Mode::Backfill { from, to: end }, stream, object_tag, dry_run })
+    }
+
+    async fn collect(
+        &self,
+        plan: &Plan,
+        deadline: Deadline,
+        run_id: &str,
     ) -> Result<RunSummary, RunError> {
         let started = Instant::now();
-        let Invocation::Collect = Invocation::from_payload(payload)?;
-        let deadline = Deadline::new(self.clock.now(), invocation_deadline);
-        let key = self.keys.get(&self.secrets, self.clock.now()).await?;
+        let started_at = self.clock.now();
+        let key = self.keys.get(&self.secrets, started_at).await?;
         let feed = self.http.with_key(&key);
         let settings = Settings {
             horizons: Horizons {
@@ -69,58 +151,99 @@ where
                 overlap: self.config.overlap,
                 initial_lookback: self.config.initial_lookback,
             },
+            mode: plan.mode,
+            stream: plan.stream.clone(),
             organization_ids: self.config.organization_ids.clone(),
             output_prefix: self.config.output_prefix.clone(),
             run_id: run_id.to_owned(),
             page_limit: PAGE_LIMIT,
+            dry_run: plan.dry_run,
+            object_tag: plan.object_tag.clone(),
         };
-        let outcome = sync::run(
-            &feed,
-            &self.sink,
-            &self.store,
-            &self.clock,
-            deadline,
-            &settings,
-        )
-        .await;
+        let outcome =
+            sync::run(&feed, &self.sink, &self.store, &self.clock, deadline, &settings).await;
         let (report, failure) = match outcome {
             Ok(report) => (report, None),
             Err(f) => (f.report, Some(f.error)),
         };
-        if matches!(
-            failure,
-            Some(SyncError::Feed(FeedError::Unauthorized { .. }))
-        ) {
+        if matches!(failure, Some(SyncError::Feed(FeedError::Unauthorized { .. }))) {
             // The key may have been rotated: read the secret again next time.
             self.keys.invalidate();
         }
-        let metrics = self.metrics.put(&run_metrics(&report)).await;
+        let failure = failure.map(RunError::from);
+
+        let mut manifest_written = None;
+        let mut after_effects = Ok(());
+        let finished_at = self.clock.now();
+        if !plan.dry_run && !human_error(failure.as_ref()) {
+            let context = Context {
+                run_id,
+                function_name: &self.identity.function_name,
+                function_version: &self.identity.function_version,
+                stream: &plan.stream,
+                endpoint: self.config.api_base_url.as_str(),
+                organization_ids: &self.config.organization_ids,
+                started_at,
+                finished_at,
+                error_type: failure.as_ref().map(RunError::error_type),
+            };
+            let key = manifest_key(&self.config.output_prefix, &plan.stream, started_at, run_id);
+            let body =
+                serde_json::to_vec_pretty(&Manifest::new(&context, &report)).unwrap_or_default();
+            match self.sink.put_marker(&key, body, "application/json").await {
+                Ok(_) => manifest_written = Some(key),
+                Err(e) => after_effects = Err(RunError::Manifest(e)),
+            }
+        }
+        if !plan.dry_run {
+            let lag = (plan.mode == Mode::Live)
+                .then(|| report.watermark.map(|w| finished_at.duration_since(w).as_secs_f64()))
+                .flatten();
+            if let Err(e) = self.metrics.put(&run_metrics(&report, lag)).await {
+                after_effects = after_effects.and(Err(RunError::Metrics(e)));
+            }
+        }
+
         let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let summary = RunSummary {
             status: "ok",
             run_id: run_id.to_owned(),
+            stream: plan.stream.clone(),
             report,
+            manifest_key: manifest_written,
             duration_ms,
         };
         log_run(&summary, failure.as_ref());
         if let Some(error) = failure {
-            if let Err(e) = metrics {
-                tracing::error!(error = %crate::feed::http::error_chain(&e), "metrics not recorded");
+            if let Err(e) = after_effects {
+                tracing::error!(error = %e.chain(), "after the failed run, its manifest or metrics were not recorded either");
             }
-            return Err(error.into());
+            return Err(error);
         }
-        metrics?;
+        after_effects?;
         Ok(summary)
     }
 }
 
+/// A run that failed for a human reason (key, scope, bucket) wrote nothing and leaves no object
+/// behind, not even a manifest; its metrics (zero) are still put.
+fn human_error(failure: Option<&RunError>) -> bool {
+    failure.is_some_and(|e| {
+        matches!(
+            e.error_type(),
+            "ApiKeyRejected" | "ApiScopeMissing" | "BucketNotFound" | "BucketAccessDenied"
+        )
+    })
+}
+
 /// The run's one log line, with every figure of the summary as a field.
-fn log_run(summary: &RunSummary, failure: Option<&SyncError>) {
+fn log_run(summary: &RunSummary, failure: Option<&RunError>) {
     let r = &summary.report;
     let fields = serde_json::to_string(summary).unwrap_or_default();
     match failure {
         None => tracing::info!(
             run_id = %summary.run_id,
+            stream = %summary.stream,
             delivered = r.delivered,
             duplicates_dropped = r.duplicates_dropped,
             objects_written = r.objects_written,
@@ -134,8 +257,10 @@ fn log_run(summary: &RunSummary, failure: Option<&SyncError>) {
         ),
         Some(e) => tracing::error!(
             run_id = %summary.run_id,
+            stream = %summary.stream,
             delivered = r.delivered,
-            error = %crate::feed::http::error_chain(e),
+            error_type = e.error_type(),
+            error = %error_chain(e),
             summary = %fields,
             "run failed"
         ),

@@ -1,16 +1,31 @@
 //! What an invocation asks for, from its JSON payload.
 //!
-//! Accepted as a scheduled collection: `{}`, the classic EventBridge "Scheduled Event" envelope
-//! (its fields are ignored), and what the stack's EventBridge Scheduler sends as its `Input`
-//! (`{"action": "collect"}`, which Scheduler passes as is). Anything else is refused with a
-//! message naming what is accepted, before any I/O.
+//! | payload | meaning |
+//! |---|---|
+//! | `{}`, the classic EventBridge "Scheduled Event", `{"action": "collect"}` (the stack's Scheduler input, passed as is) | a scheduled run |
+//! | `{"action": "verify"}` | check every dependency, change nothing |
+//! | `{"action": "backfill", "from": RFC3339, "to": RFC3339}`, optional `"redeliver": true` | collect a past range, resumably, apart from the live state |
+//! | `"dry_run": true` with any of them | fetch and count, write nothing |
+//!
+//! Anything else is refused with a message naming what is accepted, before any I/O.
 
-use serde_json::Value;
+use jiff::Timestamp;
+use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Invocation {
+pub enum Action {
     /// Collect what is new: the scheduled run.
     Collect,
+    /// Check the secret, the key and its scope, the bucket, the table and the metrics.
+    Verify,
+    /// Collect `[from, to)`; with `redeliver`, again into objects of its own.
+    Backfill { from: Timestamp, to: Timestamp, redeliver: bool },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    pub action: Action,
+    pub dry_run: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -19,28 +34,70 @@ pub enum InvocationError {
         "the payload must be a JSON object such as {{}} or {{\"action\": \"collect\"}}, got {0}"
     )]
     NotAnObject(&'static str),
-    #[error("\"action\" must be a string, e.g. \"collect\"")]
-    ActionNotAString,
-    #[error("unknown action {0:?}; this version accepts \"collect\" (or no action)")]
+    #[error("\"{0}\" must be a {1}")]
+    WrongType(&'static str, &'static str),
+    #[error("unknown action {0:?}; accepted: \"collect\" (or none), \"verify\", \"backfill\"")]
     UnknownAction(String),
+    #[error("a backfill needs \"{0}\" as an RFC 3339 time, e.g. \"2026-01-01T00:00:00Z\"")]
+    MissingBound(&'static str),
+    #[error("\"{field}\" is not an RFC 3339 time: {value:?}")]
+    BadTime { field: &'static str, value: String },
+    #[error(
+        "a backfill ends where the scheduled collection began, and it has not run yet: invoke {{\"action\": \"collect\"}} once first (or add \"redeliver\": true)"
+    )]
+    BackfillBeforeLive,
+    #[error("a backfill's \"from\" ({from}) must be before its \"to\" ({to})")]
+    EmptyRange { from: Timestamp, to: Timestamp },
 }
 
 impl Invocation {
     pub fn from_payload(payload: &Value) -> Result<Invocation, InvocationError> {
+        let empty = Map::new();
         let object = match payload {
             Value::Object(o) => o,
-            Value::Null => return Ok(Invocation::Collect),
+            Value::Null => &empty,
             Value::Bool(_) => return Err(InvocationError::NotAnObject("a boolean")),
             Value::Number(_) => return Err(InvocationError::NotAnObject("a number")),
             Value::String(_) => return Err(InvocationError::NotAnObject("a string")),
             Value::Array(_) => return Err(InvocationError::NotAnObject("an array")),
         };
-        match object.get("action") {
-            None => Ok(Invocation::Collect),
-            Some(Value::String(a)) if a == "collect" => Ok(Invocation::Collect),
-            Some(Value::String(a)) => Err(InvocationError::UnknownAction(a.clone())),
-            Some(_) => Err(InvocationError::ActionNotAString),
+        let dry_run = flag(object, "dry_run")?;
+        let action = match object.get("action") {
+            None => Action::Collect,
+            Some(Value::String(a)) => match a.as_str() {
+                "collect" => Action::Collect,
+                "verify" => Action::Verify,
+                "backfill" => {
+                    let from = time(object, "from")?;
+                    let to = time(object, "to")?;
+                    if from >= to {
+                        return Err(InvocationError::EmptyRange { from, to });
+                    }
+                    Action::Backfill { from, to, redeliver: flag(object, "redeliver")? }
+                }
+                other => return Err(InvocationError::UnknownAction(other.to_owned())),
+            },
+            Some(_) => return Err(InvocationError::WrongType("action", "string")),
+        };
+        Ok(Invocation { action, dry_run })
+    }
+}
+
+fn flag(object: &Map<String, Value>, field: &'static str) -> Result<bool, InvocationError> {
+    match object.get(field) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(InvocationError::WrongType(field, "boolean")),
+    }
+}
+
+fn time(object: &Map<String, Value>, field: &'static str) -> Result<Timestamp, InvocationError> {
+    match object.get(field) {
+        None | Some(Value::Null) => Err(InvocationError::MissingBound(field)),
+        Some(Value::String(s)) => {
+            s.parse().map_err(|_| InvocationError::BadTime { field, value: s.clone() })
         }
+        Some(_) => Err(InvocationError::WrongType(field, "string (RFC 3339)")),
     }
 }
 
@@ -48,6 +105,10 @@ impl Invocation {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn collect() -> Invocation {
+        Invocation { action: Action::Collect, dry_run: false }
+    }
 
     #[test]
     fn scheduled_shapes_all_collect() {
@@ -57,18 +118,37 @@ mod tests {
             "time": "2026-11-26T08:00:00Z", "region": "us-east-1",
             "resources": ["arn:aws:events:us-east-1:123456789012:rule/x"], "detail": {}
         });
-        for payload in [
-            json!({}),
-            classic,
-            json!({"action": "collect"}),
-            Value::Null,
-        ] {
-            assert_eq!(
-                Invocation::from_payload(&payload),
-                Ok(Invocation::Collect),
-                "{payload}"
-            );
+        for payload in [json!({}), classic, json!({"action": "collect"}), Value::Null] {
+            assert_eq!(Invocation::from_payload(&payload), Ok(collect()), "{payload}");
         }
+    }
+
+    #[test]
+    fn verify_backfill_and_dry_run() {
+        assert_eq!(
+            Invocation::from_payload(&json!({"action": "verify"})).unwrap().action,
+            Action::Verify
+        );
+        let b = Invocation::from_payload(&json!({
+            "action": "backfill", "from": "2026-01-01T00:00:00Z", "to": "2026-02-01T00:00:00Z",
+            "redeliver": true, "dry_run": true
+        }))
+        .unwrap();
+        assert!(b.dry_run);
+        assert!(matches!(b.action, Action::Backfill { redeliver: true, .. }));
+    }
+
+    #[test]
+    fn every_file_in_events_is_an_accepted_payload() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("events");
+        let mut n = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let payload: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            assert!(Invocation::from_payload(&payload).is_ok(), "{}", path.display());
+            n += 1;
+        }
+        assert!(n >= 3);
     }
 
     #[test]
@@ -79,11 +159,27 @@ mod tests {
         );
         assert_eq!(
             Invocation::from_payload(&json!({"action": 3})),
-            Err(InvocationError::ActionNotAString)
+            Err(InvocationError::WrongType("action", "string"))
         );
         assert_eq!(
             Invocation::from_payload(&json!({"action": "purge"})),
             Err(InvocationError::UnknownAction("purge".into()))
+        );
+        assert_eq!(
+            Invocation::from_payload(
+                &json!({"action": "backfill", "from": "2026-01-01T00:00:00Z"})
+            ),
+            Err(InvocationError::MissingBound("to"))
+        );
+        assert!(matches!(
+            Invocation::from_payload(
+                &json!({"action": "backfill", "from": "2026-02-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"})
+            ),
+            Err(InvocationError::EmptyRange { .. })
+        ));
+        assert_eq!(
+            Invocation::from_payload(&json!({"dry_run": "yes"})),
+            Err(InvocationError::WrongType("dry_run", "boolean"))
         );
     }
 }

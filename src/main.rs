@@ -16,10 +16,9 @@ use anthropic_compliance_collector::config::Config;
 use anthropic_compliance_collector::error::RunError;
 use anthropic_compliance_collector::feed::http::HttpClient;
 use anthropic_compliance_collector::feed::retry::Backoff;
-use anthropic_compliance_collector::handler::Collector;
+use anthropic_compliance_collector::handler::{Collector, Identity};
 use anthropic_compliance_collector::secrets::KeyCache;
 use anthropic_compliance_collector::secrets::secretsmanager::SecretsManagerSource;
-use anthropic_compliance_collector::state::LIVE_STREAM;
 use anthropic_compliance_collector::state::dynamodb::DynamoStore;
 use anthropic_compliance_collector::sync::run::PUT_TIMEOUT;
 use anthropic_compliance_collector::telemetry::cloudwatch::CloudWatchMetrics;
@@ -39,17 +38,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     };
     let collector = &collector;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let collector = collector
-            .as_ref()
-            .map_err(|e| Diagnostic::from(RunError::from(e.clone())))?;
+        let collector =
+            collector.as_ref().map_err(|e| Diagnostic::from(RunError::from(e.clone())))?;
         let deadline =
             Timestamp::from_millisecond(i64::try_from(event.context.deadline).unwrap_or(i64::MAX))
                 .unwrap_or(Timestamp::MAX);
-        match collector
-            .handle(&event.payload, deadline, &event.context.request_id)
-            .await
-        {
-            Ok(summary) => Ok(serde_json::to_value(summary).unwrap_or(Value::Null)),
+        match collector.handle(&event.payload, deadline, &event.context.request_id).await {
+            Ok(summary) => Ok(summary),
             Err(e) => Err(Diagnostic::from(e)),
         }
     }))
@@ -62,14 +57,14 @@ async fn build(config: Config) -> Result<AwsCollector, lambda_runtime::Error> {
     let s3 = aws_sdk_s3::config::Builder::from(&sdk)
         .force_path_style(sdk.endpoint_url().is_some())
         // No object write may outlive the batch's write lease (see sync::run::WRITE_LEASE).
-        .timeout_config(
-            TimeoutConfig::builder()
-                .operation_timeout(PUT_TIMEOUT)
-                .build(),
-        )
+        .timeout_config(TimeoutConfig::builder().operation_timeout(PUT_TIMEOUT).build())
         .build();
-    let function_name = std::env::var("AWS_LAMBDA_FUNCTION_NAME")
-        .unwrap_or_else(|_| "anthropic-compliance-collector".into());
+    let identity = Identity {
+        function_name: std::env::var("AWS_LAMBDA_FUNCTION_NAME")
+            .unwrap_or_else(|_| "anthropic-compliance-collector".into()),
+        function_version: std::env::var("AWS_LAMBDA_FUNCTION_VERSION")
+            .unwrap_or_else(|_| "$LATEST".into()),
+    };
     Ok(Collector {
         secrets: SecretsManagerSource::new(
             aws_sdk_secretsmanager::Client::new(&sdk),
@@ -87,16 +82,13 @@ async fn build(config: Config) -> Result<AwsCollector, lambda_runtime::Error> {
             &config.output_bucket,
             &config.output_prefix,
         ),
-        store: DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(&sdk),
-            &config.state_table,
-            LIVE_STREAM,
-        ),
+        store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.state_table),
         metrics: CloudWatchMetrics::new(
             aws_sdk_cloudwatch::Client::new(&sdk),
             &config.metric_namespace,
-            function_name,
+            identity.function_name.clone(),
         ),
+        identity,
         clock: SystemClock,
         config,
     })

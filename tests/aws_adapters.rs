@@ -11,7 +11,7 @@ use anthropic_compliance_collector::state::dynamodb::DynamoStore;
 use anthropic_compliance_collector::state::{StateError, StateStore, SyncState};
 use anthropic_compliance_collector::sync::seen::id_hash;
 use anthropic_compliance_collector::telemetry::cloudwatch::CloudWatchMetrics;
-use anthropic_compliance_collector::telemetry::{Datum, EVENTS_PROCESSED, MetricsSink, Unit};
+use anthropic_compliance_collector::telemetry::{Datum, EVENTS_PROCESSED, MetricsSink};
 use testkit::aws::{self, Clients};
 use testkit::moto::Moto;
 use testkit::unique_name;
@@ -30,9 +30,7 @@ fn object(ids: &[&str]) -> EncodedObject {
         })
         .collect();
     let refs: Vec<&Activity> = activities.iter().collect();
-    encode_batch("anthropic/activity/", &refs)
-        .unwrap()
-        .remove(0)
+    encode_batch("anthropic/activity/", None, &refs).unwrap().remove(0)
 }
 
 #[tokio::test]
@@ -47,22 +45,11 @@ async fn s3_writes_an_object_once_and_refuses_a_second_write_of_its_key() {
     assert_eq!(sink.put_new(&first).await.unwrap(), PutOutcome::Created);
     let mut altered = first.clone();
     altered.body = object(&["activity_c"]).body;
-    assert_eq!(
-        sink.put_new(&altered).await.unwrap(),
-        PutOutcome::AlreadyPresent
-    );
+    assert_eq!(sink.put_new(&altered).await.unwrap(), PutOutcome::AlreadyPresent);
     // THEN the first content stays, and reads back exactly
-    assert_eq!(
-        sink.get(&first.key).await.unwrap(),
-        Some(first.body.clone())
-    );
-    assert_eq!(
-        sink.get("anthropic/activity/nope.json.gz").await.unwrap(),
-        None
-    );
-    let lines = aws::read_gzip_lines(&c.s3, &bucket, &first.key)
-        .await
-        .unwrap();
+    assert_eq!(sink.get(&first.key).await.unwrap(), Some(first.body.clone()));
+    assert_eq!(sink.get("anthropic/activity/nope.json.gz").await.unwrap(), None);
+    let lines = aws::read_gzip_lines(&c.s3, &bucket, &first.key).await.unwrap();
     assert_eq!(lines.len(), 2);
     sink.probe().await.unwrap();
 }
@@ -70,14 +57,8 @@ async fn s3_writes_an_object_once_and_refuses_a_second_write_of_its_key() {
 #[tokio::test]
 async fn s3_names_a_missing_bucket() {
     let sink = S3Sink::new(clients().s3, unique_name("missing"), "p/");
-    assert!(matches!(
-        sink.probe().await,
-        Err(SinkError::BucketNotFound { .. })
-    ));
-    assert!(matches!(
-        sink.put_new(&object(&["a"])).await,
-        Err(SinkError::BucketNotFound { .. })
-    ));
+    assert!(matches!(sink.probe().await, Err(SinkError::BucketNotFound { .. })));
+    assert!(matches!(sink.put_new(&object(&["a"])).await, Err(SinkError::BucketNotFound { .. })));
 }
 
 #[tokio::test]
@@ -86,64 +67,47 @@ async fn dynamodb_commits_compare_and_swap() {
     let c = clients();
     let table = unique_name("state");
     aws::create_state_table(&c.dynamodb, &table).await.unwrap();
-    let store = DynamoStore::new(c.dynamodb.clone(), &table, "live");
-    assert_eq!(store.load().await.unwrap(), None);
+    let store = DynamoStore::new(c.dynamodb.clone(), &table);
+    assert_eq!(store.load("live").await.unwrap(), None);
     // WHEN a state is committed, then committed again from the same version
     let mut state = SyncState {
         watermark: Some("2026-01-01T00:00:00Z".parse().unwrap()),
         ..Default::default()
     };
-    state.seen.insert(
-        id_hash("activity_1"),
-        "2026-01-01T00:00:00Z".parse().unwrap(),
-    );
-    assert_eq!(store.commit(&state, None).await.unwrap(), 1);
+    state.seen.insert(id_hash("activity_1"), "2026-01-01T00:00:00Z".parse().unwrap());
+    assert_eq!(store.commit("live", &state, None).await.unwrap(), 1);
     assert!(matches!(
-        store.commit(&state, None).await,
+        store.commit("live", &state, None).await,
         Err(StateError::Conflict { expected: None })
     ));
-    assert_eq!(store.commit(&state, Some(1)).await.unwrap(), 2);
+    assert_eq!(store.commit("live", &state, Some(1)).await.unwrap(), 2);
     assert!(matches!(
-        store.commit(&state, Some(1)).await,
+        store.commit("live", &state, Some(1)).await,
         Err(StateError::Conflict { .. })
     ));
     // THEN the stored item is the last state, readable by a person
-    let loaded = store.load().await.unwrap().unwrap();
+    let loaded = store.load("live").await.unwrap().unwrap();
     assert_eq!((loaded.state, loaded.version), (state, 2));
-    let item = aws::get_item(&c.dynamodb, &table, "live")
-        .await
-        .unwrap()
-        .unwrap();
+    let item = aws::get_item(&c.dynamodb, &table, "live").await.unwrap().unwrap();
     assert_eq!(item["watermark"].as_s().unwrap(), "2026-01-01T00:00:00Z");
     assert_eq!(item["seen_count"].as_n().unwrap(), "1");
 }
 
 #[tokio::test]
 async fn dynamodb_names_a_missing_table() {
-    let store = DynamoStore::new(clients().dynamodb, unique_name("missing"), "live");
-    assert!(matches!(
-        store.load().await,
-        Err(StateError::TableNotFound { .. })
-    ));
+    let store = DynamoStore::new(clients().dynamodb, unique_name("missing"));
+    assert!(matches!(store.load("live").await, Err(StateError::TableNotFound { .. })));
 }
 
 #[tokio::test]
 async fn secrets_manager_reads_the_string_and_names_a_missing_secret() {
     let c = clients();
     let name = unique_name("secret");
-    aws::put_secret(&c.secretsmanager, &name, r#"{"api_key":"sk-ant-api01-x"}"#)
-        .await
-        .unwrap();
+    aws::put_secret(&c.secretsmanager, &name, r#"{"api_key":"sk-ant-api01-x"}"#).await.unwrap();
     let source = SecretsManagerSource::new(c.secretsmanager.clone(), &name);
-    assert_eq!(
-        source.secret_string().await.unwrap(),
-        r#"{"api_key":"sk-ant-api01-x"}"#
-    );
+    assert_eq!(source.secret_string().await.unwrap(), r#"{"api_key":"sk-ant-api01-x"}"#);
     let missing = SecretsManagerSource::new(c.secretsmanager.clone(), unique_name("missing"));
-    assert!(matches!(
-        missing.secret_string().await,
-        Err(SecretError::NotFound { .. })
-    ));
+    assert!(matches!(missing.secret_string().await, Err(SecretError::NotFound { .. })));
 }
 
 #[tokio::test]
@@ -154,20 +118,11 @@ async fn cloudwatch_receives_the_metric_through_the_current_sdk_protocol() {
     let metrics = CloudWatchMetrics::new(c.cloudwatch.clone(), &namespace, "fn-under-test");
     // WHEN two runs put their EventsProcessed, one of them zero
     for value in [0.0, 42.0] {
-        metrics
-            .put(&[Datum {
-                name: EVENTS_PROCESSED,
-                value,
-                unit: Unit::Count,
-            }])
-            .await
-            .unwrap();
+        metrics.put(&[Datum::count(EVENTS_PROCESSED, value)]).await.unwrap();
     }
     // THEN both datapoints are there under the FunctionName dimension
     let dims = [("FunctionName", "fn-under-test")];
-    let sum = aws::metric_sum(&c.cloudwatch, &namespace, EVENTS_PROCESSED, &dims)
-        .await
-        .unwrap();
+    let sum = aws::metric_sum(&c.cloudwatch, &namespace, EVENTS_PROCESSED, &dims).await.unwrap();
     assert_eq!(sum, Some(42.0));
 }
 
@@ -177,7 +132,7 @@ async fn dynamodb_moves_a_large_dedupe_memory_to_chunk_items_and_back() {
     let c = clients();
     let table = unique_name("state");
     aws::create_state_table(&c.dynamodb, &table).await.unwrap();
-    let store = DynamoStore::new(c.dynamodb.clone(), &table, "live");
+    let store = DynamoStore::new(c.dynamodb.clone(), &table);
     let t0: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
     let mut big = SyncState::default();
     for i in 0..80_000 {
@@ -187,39 +142,23 @@ async fn dynamodb_moves_a_large_dedupe_memory_to_chunk_items_and_back() {
         );
     }
     // WHEN it is committed, then committed unchanged (a write intent), then shrunk
-    assert_eq!(store.commit(&big, None).await.unwrap(), 1);
+    assert_eq!(store.commit("live", &big, None).await.unwrap(), 1);
     let chunk = |g: u64, i: usize| format!("live#seen#{g}#{i}");
-    assert!(
-        aws::get_item(&c.dynamodb, &table, &chunk(1, 1))
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(aws::get_item(&c.dynamodb, &table, &chunk(1, 1)).await.unwrap().is_some());
     // a fresh process reads it back whole
-    let fresh = DynamoStore::new(c.dynamodb.clone(), &table, "live");
-    assert_eq!(fresh.load().await.unwrap().unwrap().state, big);
+    let fresh = DynamoStore::new(c.dynamodb.clone(), &table);
+    assert_eq!(fresh.load("live").await.unwrap().unwrap().state, big);
     let mut intent = big.clone();
     intent.delivered_total = 1;
-    assert_eq!(fresh.commit(&intent, Some(1)).await.unwrap(), 2);
+    assert_eq!(fresh.commit("live", &intent, Some(1)).await.unwrap(), 2);
     assert!(
-        aws::get_item(&c.dynamodb, &table, &chunk(1, 0))
-            .await
-            .unwrap()
-            .is_some(),
+        aws::get_item(&c.dynamodb, &table, &chunk(1, 0)).await.unwrap().is_some(),
         "unchanged memory keeps its chunks"
     );
-    assert!(matches!(
-        store.commit(&big, Some(1)).await,
-        Err(StateError::Conflict { .. })
-    ));
+    assert!(matches!(store.commit("live", &big, Some(1)).await, Err(StateError::Conflict { .. })));
     let small = SyncState::default();
-    assert_eq!(fresh.commit(&small, Some(2)).await.unwrap(), 3);
+    assert_eq!(fresh.commit("live", &small, Some(2)).await.unwrap(), 3);
     // THEN the state reads back each time, and the stale chunks are gone
-    assert_eq!(fresh.load().await.unwrap().unwrap().state, small);
-    assert!(
-        aws::get_item(&c.dynamodb, &table, &chunk(1, 0))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert_eq!(fresh.load("live").await.unwrap().unwrap().state, small);
+    assert!(aws::get_item(&c.dynamodb, &table, &chunk(1, 0)).await.unwrap().is_none());
 }

@@ -12,26 +12,26 @@ use testkit::lambda::{Invocation, LambdaFunction, Outcome};
 use testkit::moto::Moto;
 use testkit::unique_name;
 
-const KEY: &str = "sk-ant-api01-end-to-end-secret-key-0123456789";
-const PREFIX: &str = "anthropic/activity/";
+pub(crate) const KEY: &str = "sk-ant-api01-end-to-end-secret-key-0123456789";
+pub(crate) const PREFIX: &str = "anthropic/activity/";
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One deployment: bucket, table, secret, namespace, a simulator, and the function.
-struct Stack {
-    clients: Clients,
-    bucket: String,
-    table: String,
-    namespace: String,
-    sim: Simulator,
+pub(crate) struct Stack {
+    pub(crate) clients: Clients,
+    pub(crate) bucket: String,
+    pub(crate) table: String,
+    pub(crate) namespace: String,
+    pub(crate) sim: Simulator,
     _server: SimServer,
-    function: LambdaFunction,
+    pub(crate) function: LambdaFunction,
 }
 
-struct Options {
-    secret: Option<String>,
-    create_bucket: bool,
-    env: Vec<(&'static str, String)>,
-    sim: SimConfig,
+pub(crate) struct Options {
+    pub(crate) secret: Option<String>,
+    pub(crate) create_bucket: bool,
+    pub(crate) env: Vec<(&'static str, String)>,
+    pub(crate) sim: SimConfig,
 }
 
 impl Default for Options {
@@ -42,14 +42,8 @@ impl Default for Options {
             env: vec![],
             sim: SimConfig {
                 keys: vec![
-                    ApiKey {
-                        key: KEY.into(),
-                        has_scope: true,
-                    },
-                    ApiKey {
-                        key: "sk-ant-api01-without-scope".into(),
-                        has_scope: false,
-                    },
+                    ApiKey { key: KEY.into(), has_scope: true },
+                    ApiKey { key: "sk-ant-api01-without-scope".into(), has_scope: false },
                 ],
                 ..SimConfig::default()
             },
@@ -58,25 +52,18 @@ impl Default for Options {
 }
 
 impl Stack {
-    async fn new(options: Options) -> Stack {
+    pub(crate) async fn new(options: Options) -> Stack {
         let moto = Moto::shared();
         let clients = Clients::for_moto(moto);
-        let (bucket, table, namespace) = (
-            unique_name("bucket"),
-            unique_name("state"),
-            unique_name("ns"),
-        );
+        let (bucket, table, namespace) =
+            (unique_name("bucket"), unique_name("state"), unique_name("ns"));
         if options.create_bucket {
             aws::create_bucket(&clients.s3, &bucket).await.unwrap();
         }
-        aws::create_state_table(&clients.dynamodb, &table)
-            .await
-            .unwrap();
+        aws::create_state_table(&clients.dynamodb, &table).await.unwrap();
         let secret_id = unique_name("api-key");
         if let Some(secret) = &options.secret {
-            aws::put_secret(&clients.secretsmanager, &secret_id, secret)
-                .await
-                .unwrap();
+            aws::put_secret(&clients.secretsmanager, &secret_id, secret).await.unwrap();
         }
         let sim = Simulator::new(options.sim);
         let server = sim.spawn().await.unwrap();
@@ -98,39 +85,25 @@ impl Stack {
         }
         let binary = env!("CARGO_BIN_EXE_anthropic-compliance-collector").into();
         let function = LambdaFunction::start(binary, env).unwrap();
-        Stack {
-            clients,
-            bucket,
-            table,
-            namespace,
-            sim,
-            _server: server,
-            function,
-        }
+        Stack { clients, bucket, table, namespace, sim, _server: server, function }
     }
 
-    async fn invoke(&mut self, payload: Value) -> Invocation {
+    pub(crate) async fn invoke(&mut self, payload: Value) -> Invocation {
         self.function.invoke(payload, TIMEOUT).await.unwrap()
     }
 
-    async fn collect(&mut self) -> Value {
+    pub(crate) async fn collect(&mut self) -> Value {
         let invocation = self.invoke(json!({"action": "collect"})).await;
         match invocation.outcome {
             Outcome::Response(summary) => summary,
-            other => panic!(
-                "run failed: {other:?}\nlogs:\n{}",
-                invocation.logs.join("\n")
-            ),
+            other => panic!("run failed: {other:?}\nlogs:\n{}", invocation.logs.join("\n")),
         }
     }
 
     /// Every delivered line's id, by object, after checking each object's format.
-    async fn delivered(&self) -> Vec<String> {
+    pub(crate) async fn delivered(&self) -> Vec<String> {
         let mut ids = Vec::new();
-        for object in aws::list_objects(&self.clients.s3, &self.bucket, "")
-            .await
-            .unwrap()
-        {
+        for object in aws::list_objects(&self.clients.s3, &self.bucket, "").await.unwrap() {
             if object.key.split('/').any(|s| s.starts_with('_')) {
                 continue;
             }
@@ -139,9 +112,8 @@ impl Stack {
                 "{}",
                 object.key
             );
-            for line in aws::read_gzip_lines(&self.clients.s3, &self.bucket, &object.key)
-                .await
-                .unwrap()
+            for line in
+                aws::read_gzip_lines(&self.clients.s3, &self.bucket, &object.key).await.unwrap()
             {
                 let value: Value = serde_json::from_str(&line).unwrap();
                 ids.push(value["id"].as_str().unwrap().to_owned());
@@ -150,20 +122,14 @@ impl Stack {
         ids
     }
 
-    async fn state_item(&self) -> Option<BTreeMap<String, String>> {
-        let item = aws::get_item(&self.clients.dynamodb, &self.table, "live")
-            .await
-            .unwrap()?;
-        Some(
-            item.into_iter()
-                .map(|(k, v)| (k, format!("{v:?}")))
-                .collect(),
-        )
+    pub(crate) async fn state_item(&self) -> Option<BTreeMap<String, String>> {
+        let item = aws::get_item(&self.clients.dynamodb, &self.table, "live").await.unwrap()?;
+        Some(item.into_iter().map(|(k, v)| (k, format!("{v:?}"))).collect())
     }
 
     /// Checks exactly-once against the simulator: every activity visible and created before the
     /// watermark is delivered once; nothing is delivered twice; every line is served bytes.
-    async fn assert_exactly_once(&self, watermark: Timestamp) -> usize {
+    pub(crate) async fn assert_exactly_once(&self, watermark: Timestamp) -> usize {
         let delivered = self.delivered().await;
         let mut counts: BTreeMap<&str, u32> = BTreeMap::new();
         for id in &delivered {
@@ -177,11 +143,8 @@ impl Stack {
             .into_iter()
             .filter(|a| a.visible && a.created_at < watermark)
             .collect();
-        let missing: Vec<_> = served
-            .iter()
-            .filter(|a| !counts.contains_key(a.id.as_str()))
-            .map(|a| &a.id)
-            .collect();
+        let missing: Vec<_> =
+            served.iter().filter(|a| !counts.contains_key(a.id.as_str())).map(|a| &a.id).collect();
         assert!(
             missing.is_empty(),
             "{} of {} never delivered: {:?}",
@@ -193,11 +156,11 @@ impl Stack {
     }
 }
 
-fn ago(minutes: i64) -> Timestamp {
+pub(crate) fn ago(minutes: i64) -> Timestamp {
     Timestamp::now() - SignedDuration::from_mins(minutes)
 }
 
-fn watermark(summary: &Value) -> Timestamp {
+pub(crate) fn watermark(summary: &Value) -> Timestamp {
     summary["watermark"].as_str().unwrap().parse().unwrap()
 }
 
@@ -205,18 +168,8 @@ fn watermark(summary: &Value) -> Timestamp {
 async fn runs_deliver_every_activity_exactly_once_as_new_and_late_ones_arrive() {
     // GIVEN six hours of history, and some activities indexed late
     let mut stack = Stack::new(Options::default()).await;
-    stack.sim.generate(&GenerateSpec {
-        count: 3000,
-        from: ago(360),
-        to: ago(10),
-        hidden: false,
-    });
-    stack.sim.generate(&GenerateSpec {
-        count: 25,
-        from: ago(9),
-        to: ago(2),
-        hidden: true,
-    });
+    stack.sim.generate(&GenerateSpec { count: 3000, from: ago(360), to: ago(10), hidden: false });
+    stack.sim.generate(&GenerateSpec { count: 25, from: ago(9), to: ago(2), hidden: true });
 
     // WHEN the first (cold) run collects
     let first = stack.collect().await;
@@ -239,10 +192,7 @@ async fn runs_deliver_every_activity_exactly_once_as_new_and_late_ones_arrive() 
     let second = stack.collect().await;
     // THEN the second (warm) run delivers the new ones and the late ones, once
     assert_eq!(second["late_arrivals"].as_u64().unwrap(), 25, "{second}");
-    assert!(
-        second["duplicates_dropped"].as_u64().unwrap() > 0,
-        "the overlap re-reads: {second}"
-    );
+    assert!(second["duplicates_dropped"].as_u64().unwrap() > 0, "the overlap re-reads: {second}");
     let after_second = stack.assert_exactly_once(watermark(&second)).await;
     assert!(after_second >= after_first + 425);
 
@@ -252,29 +202,19 @@ async fn runs_deliver_every_activity_exactly_once_as_new_and_late_ones_arrive() 
     let total = stack.assert_exactly_once(watermark(&third)).await;
     assert_eq!(
         total as u64,
-        [&first, &second, &third]
-            .iter()
-            .map(|s| s["delivered"].as_u64().unwrap())
-            .sum::<u64>()
+        [&first, &second, &third].iter().map(|s| s["delivered"].as_u64().unwrap()).sum::<u64>()
     );
 
     // AND the state item and the metric tell the same story
     let item = stack.state_item().await.unwrap();
     assert!(item["watermark"].contains(&third["watermark"].as_str().unwrap().to_string()));
-    assert!(
-        item["delivered_total"].contains(&total.to_string()),
-        "{item:?}"
-    );
+    assert!(item["delivered_total"].contains(&total.to_string()), "{item:?}");
     assert!(!item.contains_key("pending_keys"));
     let dims = [("FunctionName", stack.function.function_name())];
-    let sum = aws::metric_sum(
-        &stack.clients.cloudwatch,
-        &stack.namespace,
-        "EventsProcessed",
-        &dims,
-    )
-    .await
-    .unwrap();
+    let sum =
+        aws::metric_sum(&stack.clients.cloudwatch, &stack.namespace, "EventsProcessed", &dims)
+            .await
+            .unwrap();
     assert_eq!(sum, Some(total as f64));
     let points = aws::metric_datapoints(
         &stack.clients.cloudwatch,
@@ -290,32 +230,18 @@ async fn runs_deliver_every_activity_exactly_once_as_new_and_late_ones_arrive() 
 #[tokio::test]
 async fn the_api_key_never_appears_in_any_log_line() {
     // GIVEN the most verbose logging, a run that succeeds and one that is refused
-    let mut stack = Stack::new(Options {
-        env: vec![("RUST_LOG", "trace".into())],
-        ..Options::default()
-    })
-    .await;
-    stack.sim.generate(&GenerateSpec {
-        count: 50,
-        from: ago(60),
-        to: ago(5),
-        hidden: false,
-    });
+    let mut stack =
+        Stack::new(Options { env: vec![("RUST_LOG", "trace".into())], ..Options::default() }).await;
+    stack.sim.generate(&GenerateSpec { count: 50, from: ago(60), to: ago(5), hidden: false });
     stack.collect().await;
     // WHEN we read every line the process wrote
     let logs = stack.function.all_logs();
     assert!(logs.len() > 10, "trace logging should say a lot");
     // THEN neither the key nor any long piece of it is there
     for line in &logs {
-        assert!(
-            !line.contains(KEY) && !line.contains(&KEY[10..30]),
-            "key leaked: {line}"
-        );
+        assert!(!line.contains(KEY) && !line.contains(&KEY[10..30]), "key leaked: {line}");
     }
-    assert!(
-        logs.iter().any(|l| l.contains("req_")),
-        "request ids are logged"
-    );
+    assert!(logs.iter().any(|l| l.contains("req_")), "request ids are logged");
 }
 
 #[tokio::test]
@@ -324,23 +250,12 @@ async fn a_rejected_key_or_missing_scope_fails_with_a_stable_type_and_changes_no
         ("sk-ant-api01-revoked", "ApiKeyRejected"),
         ("sk-ant-api01-without-scope", "ApiScopeMissing"),
     ] {
-        let mut stack = Stack::new(Options {
-            secret: Some(secret.into()),
-            ..Options::default()
-        })
-        .await;
-        stack.sim.generate(&GenerateSpec {
-            count: 20,
-            from: ago(60),
-            to: ago(5),
-            hidden: false,
-        });
+        let mut stack =
+            Stack::new(Options { secret: Some(secret.into()), ..Options::default() }).await;
+        stack.sim.generate(&GenerateSpec { count: 20, from: ago(60), to: ago(5), hidden: false });
         let invocation = stack.invoke(json!({})).await;
         match &invocation.outcome {
-            Outcome::Error {
-                error_type: t,
-                error_message,
-            } => {
+            Outcome::Error { error_type: t, error_message } => {
                 assert_eq!(t, error_type, "{error_message}");
                 assert!(!error_message.contains(secret));
             }
@@ -354,20 +269,8 @@ async fn a_rejected_key_or_missing_scope_fails_with_a_stable_type_and_changes_no
 #[tokio::test]
 async fn missing_secret_missing_bucket_and_placeholder_fail_and_change_nothing() {
     let cases: [(Options, &str); 3] = [
-        (
-            Options {
-                secret: None,
-                ..Options::default()
-            },
-            "SecretNotFound",
-        ),
-        (
-            Options {
-                create_bucket: false,
-                ..Options::default()
-            },
-            "BucketNotFound",
-        ),
+        (Options { secret: None, ..Options::default() }, "SecretNotFound"),
+        (Options { create_bucket: false, ..Options::default() }, "BucketNotFound"),
         (
             Options {
                 secret: Some("REPLACE_ME_WITH_YOUR_ANTHROPIC_COMPLIANCE_API_KEY".into()),
@@ -378,12 +281,7 @@ async fn missing_secret_missing_bucket_and_placeholder_fail_and_change_nothing()
     ];
     for (options, expected) in cases {
         let mut stack = Stack::new(options).await;
-        stack.sim.generate(&GenerateSpec {
-            count: 20,
-            from: ago(60),
-            to: ago(5),
-            hidden: false,
-        });
+        stack.sim.generate(&GenerateSpec { count: 20, from: ago(60), to: ago(5), hidden: false });
         let invocation = stack.invoke(json!({})).await;
         assert!(
             matches!(&invocation.outcome, Outcome::Error { error_type, .. } if error_type == expected),
@@ -410,34 +308,21 @@ async fn bad_configuration_names_every_bad_variable_before_any_io() {
     })
     .await;
     let invocation = stack.invoke(json!({})).await;
-    let Outcome::Error {
-        error_type,
-        error_message,
-    } = &invocation.outcome
-    else {
+    let Outcome::Error { error_type, error_message } = &invocation.outcome else {
         panic!("{:?}", invocation.outcome)
     };
     assert_eq!(error_type, "ConfigurationInvalid");
     for name in ["STATE_TABLE", "SETTLE_SECONDS", "API_BASE_URL"] {
-        assert!(
-            error_message.contains(name),
-            "{name} not named in: {error_message}"
-        );
+        assert!(error_message.contains(name), "{name} not named in: {error_message}");
     }
-    assert!(
-        stack.sim.requests().is_empty(),
-        "no request before the configuration is valid"
-    );
+    assert!(stack.sim.requests().is_empty(), "no request before the configuration is valid");
 }
 
 #[tokio::test]
 async fn every_invocation_shape_in_events_is_accepted_and_a_wrong_one_is_named() {
     let mut stack = Stack::new(Options::default()).await;
     let dir = testkit::workspace_root().join("events");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
     assert!(files.len() >= 3, "events/ holds the documented payloads");
     for file in files {
@@ -462,66 +347,39 @@ async fn processes_killed_at_arbitrary_points_lose_and_duplicate_nothing() {
     // GIVEN a backlog of several pages, served slowly enough to be killed mid-run
     let mut sim = Options::default().sim;
     sim.latency = Duration::from_millis(150);
-    let mut stack = Stack::new(Options {
-        sim,
-        ..Options::default()
-    })
-    .await;
-    stack.sim.generate(&GenerateSpec {
-        count: 12_000,
-        from: ago(300),
-        to: ago(60),
-        hidden: false,
-    });
+    let mut stack = Stack::new(Options { sim, ..Options::default() }).await;
+    stack.sim.generate(&GenerateSpec { count: 12_000, from: ago(300), to: ago(60), hidden: false });
     let invoke_timeout = Duration::from_secs(8);
     let mut rng = fastrand::Rng::with_seed(7);
     let mut kills = 0;
     for _ in 0..5 {
         // warm a process so its pid is known, then kill it at a random moment of the next run
-        let warm = stack
-            .function
-            .invoke(json!({"action": "erase"}), invoke_timeout)
-            .await
-            .unwrap();
+        let warm = stack.function.invoke(json!({"action": "erase"}), invoke_timeout).await.unwrap();
         assert!(matches!(warm.outcome, Outcome::Error { .. }));
         let pid = stack.function.pid().unwrap();
         let delay = Duration::from_millis(rng.u64(50..1500));
         let killer = tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            let _ = std::process::Command::new("kill")
-                .args(["-9", &pid.to_string()])
-                .status();
+            let _ = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
         });
-        let run = stack
-            .function
-            .invoke(json!({}), invoke_timeout)
-            .await
-            .unwrap();
+        let run = stack.function.invoke(json!({}), invoke_timeout).await.unwrap();
         killer.await.unwrap();
         kills += u32::from(matches!(run.outcome, Outcome::Crashed { .. }));
         // new activities keep arriving between crashes, within the overlap's reach
-        stack.sim.generate(&GenerateSpec {
-            count: 30,
-            from: ago(12),
-            to: ago(2),
-            hidden: false,
-        });
+        stack.sim.generate(&GenerateSpec { count: 30, from: ago(12), to: ago(2), hidden: false });
         // no pause: a run right after a crash must cope with the dead writer's lease itself
     }
-    assert!(
-        kills >= 3,
-        "most runs should have been killed mid-way ({kills})"
-    );
+    assert!(kills >= 3, "most runs should have been killed mid-way ({kills})");
     // WHEN healthy runs follow (with time enough to wait out a dead writer's lease)
     let mut last = Value::Null;
     for _ in 0..10 {
         last = stack.collect().await;
-        if last["stop_reason"] == "caught_up" {
+        if matches!(last["stop_reason"].as_str(), Some("caught_up" | "nothing_new")) {
             break;
         }
     }
     // THEN everything is delivered exactly once
-    assert_eq!(last["stop_reason"], "caught_up", "{last}");
+    assert!(matches!(last["stop_reason"].as_str(), Some("caught_up" | "nothing_new")), "{last}");
     let delivered = stack.assert_exactly_once(watermark(&last)).await;
     assert!(delivered >= 12_000);
     let unique: HashSet<String> = stack.delivered().await.into_iter().collect();

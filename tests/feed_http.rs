@@ -5,28 +5,34 @@ use std::time::Duration;
 use anthropic_compliance_collector::clock::{Clock, Deadline, SystemClock};
 use anthropic_compliance_collector::feed::http::HttpClient;
 use anthropic_compliance_collector::feed::retry::Backoff;
-use anthropic_compliance_collector::feed::{ActivityFeed, FeedError, PageQuery};
+use anthropic_compliance_collector::feed::{
+    ActivityFeed, FeedError, Page, PageQuery, RequestStats,
+};
 use anthropic_compliance_collector::secrets::parse_secret;
 use compliance_sim::{ApiKey, Fault, GenerateSpec, SimConfig, Simulator};
 use jiff::{SignedDuration, Timestamp};
 
+/// The page and the stats together, as a `Result`, for terse assertions.
+trait Both {
+    fn both(self) -> Result<(Page, RequestStats), FeedError>;
+}
+
+impl Both for (Result<Page, FeedError>, RequestStats) {
+    fn both(self) -> Result<(Page, RequestStats), FeedError> {
+        let (result, stats) = self;
+        result.map(|page| (page, stats))
+    }
+}
+
 const KEY: &str = "sk-ant-api01-feed-test-key";
-const FAST: Backoff = Backoff {
-    initial: Duration::from_millis(20),
-    max: Duration::from_millis(200),
-};
+const FAST: Backoff =
+    Backoff { initial: Duration::from_millis(20), max: Duration::from_millis(200) };
 
 async fn simulator() -> (Simulator, compliance_sim::SimServer) {
     let sim = Simulator::new(SimConfig {
         keys: vec![
-            ApiKey {
-                key: KEY.into(),
-                has_scope: true,
-            },
-            ApiKey {
-                key: "sk-ant-api01-no-scope".into(),
-                has_scope: false,
-            },
+            ApiKey { key: KEY.into(), has_scope: true },
+            ApiKey { key: "sk-ant-api01-no-scope".into(), has_scope: false },
         ],
         ..SimConfig::default()
     });
@@ -44,13 +50,7 @@ fn deadline(secs: i64) -> Deadline {
 }
 
 fn query(from: Timestamp, to: Timestamp, limit: u32) -> PageQuery {
-    PageQuery {
-        from,
-        to,
-        after: None,
-        organization_ids: vec![],
-        limit,
-    }
+    PageQuery { from, to, after: None, organization_ids: vec![], limit }
 }
 
 fn hours_ago(h: i64) -> Timestamp {
@@ -75,21 +75,12 @@ async fn pages_oldest_first_through_every_record_once_with_opaque_cursors() {
     let mut seen = Vec::new();
     let mut pages = 0;
     loop {
-        let (page, stats) = feed.fetch(&q, deadline(30)).await.unwrap();
+        let (page, stats) = feed.fetch(&q, deadline(30)).await.both().unwrap();
         pages += 1;
-        assert!(
-            stats
-                .request_id
-                .as_deref()
-                .is_some_and(|r| r.starts_with("req_"))
-        );
+        assert!(stats.request_id.as_deref().is_some_and(|r| r.starts_with("req_")));
         assert!(stats.rate_limit_remaining.is_some());
         let cursor = page.last_id.clone();
-        assert!(
-            cursor
-                .as_deref()
-                .is_none_or(|c| !ids.iter().any(|id| c.contains(id.as_str())))
-        );
+        assert!(cursor.as_deref().is_none_or(|c| !ids.iter().any(|id| c.contains(id.as_str()))));
         seen.extend(page.activities.into_iter().map(|a| (a.created_at, a.id)));
         if !page.has_more {
             break;
@@ -115,27 +106,16 @@ async fn sends_the_documented_headers_and_literal_brackets() {
     let key = parse_secret(KEY).unwrap();
     let mut q = query(hours_ago(1), hours_ago(0), 5000);
     q.organization_ids = vec!["org_a".into(), "org_b".into()];
-    http.with_key(&key).fetch(&q, deadline(30)).await.unwrap();
+    http.with_key(&key).fetch(&q, deadline(30)).await.both().unwrap();
     let request = sim.requests().pop().unwrap();
     // THEN the query carries literal [] and Z-form bounds; the simulator enforced the headers
     assert!(
-        request
-            .query
-            .contains("organization_ids[]=org_a&organization_ids[]=org_b"),
+        request.query.contains("organization_ids[]=org_a&organization_ids[]=org_b"),
         "{}",
         request.query
     );
-    assert!(
-        request
-            .query
-            .contains("limit=5000&order=asc&created_at.gte=")
-    );
-    assert!(
-        request
-            .query
-            .split('&')
-            .any(|p| p.starts_with("created_at.lt=") && p.ends_with('Z'))
-    );
+    assert!(request.query.contains("limit=5000&order=asc&created_at.gte="));
+    assert!(request.query.split('&').any(|p| p.starts_with("created_at.lt=") && p.ends_with('Z')));
     assert_eq!(request.status, 200);
 }
 
@@ -148,6 +128,7 @@ async fn a_bad_key_is_not_retried_and_is_typed() {
         .with_key(&wrong)
         .fetch(&query(hours_ago(1), hours_ago(0), 10), deadline(30))
         .await
+        .both()
         .unwrap_err();
     assert!(
         matches!(e, FeedError::Unauthorized { ref error_type, .. } if error_type == "authentication_error"),
@@ -159,6 +140,7 @@ async fn a_bad_key_is_not_retried_and_is_typed() {
         .with_key(&no_scope)
         .fetch(&query(hours_ago(1), hours_ago(0), 10), deadline(30))
         .await
+        .both()
         .unwrap_err();
     assert!(
         matches!(e, FeedError::Forbidden { ref error_type, .. } if error_type == "permission_error"),
@@ -197,12 +179,10 @@ async fn transient_errors_are_retried_and_retry_after_is_honoured() {
         .with_key(&key)
         .fetch(&query(hours_ago(1), hours_ago(0), 10), deadline(30))
         .await
+        .both()
         .unwrap();
     assert_eq!((stats.requests, stats.throttled), (4, 1));
-    assert!(
-        started.elapsed() >= Duration::from_secs(1),
-        "retry-after: 1 was not waited out"
-    );
+    assert!(started.elapsed() >= Duration::from_secs(1), "retry-after: 1 was not waited out");
 }
 
 #[tokio::test]
@@ -220,11 +200,9 @@ async fn a_500_marked_should_not_retry_is_not_retried() {
         .with_key(&key)
         .fetch(&query(hours_ago(1), hours_ago(0), 10), deadline(30))
         .await
+        .both()
         .unwrap_err();
-    assert!(
-        matches!(e, FeedError::Unavailable { attempts: 1, .. }),
-        "{e}"
-    );
+    assert!(matches!(e, FeedError::Unavailable { attempts: 1, .. }), "{e}");
 }
 
 #[tokio::test]
@@ -243,6 +221,7 @@ async fn a_wait_longer_than_the_deadline_stops_instead_of_sleeping() {
         .with_key(&key)
         .fetch(&query(hours_ago(1), hours_ago(0), 10), deadline(10))
         .await
+        .both()
         .unwrap_err();
     assert!(
         matches!(e, FeedError::RateLimited { retry_after: Some(d) } if d == Duration::from_secs(60)),
@@ -261,17 +240,9 @@ async fn an_unreadable_page_fails_with_its_request_id() {
         .with_key(&key)
         .fetch(&query(hours_ago(1), hours_ago(0), 10), deadline(30))
         .await
+        .both()
         .unwrap_err();
-    assert!(
-        matches!(
-            e,
-            FeedError::InvalidPage {
-                request_id: Some(_),
-                ..
-            }
-        ),
-        "{e}"
-    );
+    assert!(matches!(e, FeedError::InvalidPage { request_id: Some(_), .. }), "{e}");
 }
 
 #[tokio::test]
@@ -282,14 +253,9 @@ async fn a_slow_response_times_out_at_the_deadline_and_is_retried_within_it() {
     let key = parse_secret(KEY).unwrap();
     // A 6 s budget keeps a 2 s margin: the request is cut at 4 s, and no retry fits after it.
     let started = std::time::Instant::now();
-    let result = http
-        .with_key(&key)
-        .fetch(&query(hours_ago(1), hours_ago(0), 10), deadline(6))
-        .await;
-    assert!(
-        matches!(result, Err(FeedError::Unavailable { .. })),
-        "{result:?}"
-    );
+    let result =
+        http.with_key(&key).fetch(&query(hours_ago(1), hours_ago(0), 10), deadline(6)).await.both();
+    assert!(matches!(result, Err(FeedError::Unavailable { .. })), "{result:?}");
     assert!(started.elapsed() < Duration::from_secs(6));
 }
 
@@ -297,10 +263,7 @@ async fn a_slow_response_times_out_at_the_deadline_and_is_retried_within_it() {
 async fn a_server_capped_at_1000_per_page_is_asked_again_with_1000() {
     // GIVEN an older server that refuses limit > 1000
     let sim = Simulator::new(SimConfig {
-        keys: vec![ApiKey {
-            key: KEY.into(),
-            has_scope: true,
-        }],
+        keys: vec![ApiKey { key: KEY.into(), has_scope: true }],
         max_page_size: 1000,
         ..SimConfig::default()
     });
@@ -318,16 +281,15 @@ async fn a_server_capped_at_1000_per_page_is_asked_again_with_1000() {
         .with_key(&key)
         .fetch(&query(hours_ago(3), hours_ago(0), 5000), deadline(30))
         .await
+        .both()
         .unwrap();
     // THEN one refused request, then pages of 1000 from then on
-    assert_eq!(
-        (stats.requests, page.activities.len(), page.has_more),
-        (2, 1000, true)
-    );
+    assert_eq!((stats.requests, page.activities.len(), page.has_more), (2, 1000, true));
     let (_, stats) = http
         .with_key(&key)
         .fetch(&query(hours_ago(3), hours_ago(0), 5000), deadline(30))
         .await
+        .both()
         .unwrap();
     assert_eq!(stats.requests, 1);
 }

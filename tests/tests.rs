@@ -11,3 +11,4 @@
 mod aws_adapters;
 mod end_to_end;
 mod feed_http;
+mod operations;

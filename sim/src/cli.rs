@@ -33,7 +33,8 @@ OPTIONS:
 
 Prints one line `listening on http://HOST:PORT` on stdout once ready, then logs on stderr
 (RUST_LOG sets the level). Control endpoints: POST /_sim/generate, POST /_sim/reveal,
-GET /_sim/activities, POST /_sim/insert, GET /_sim/requests, POST /_sim/faults.
+GET /_sim/activities, POST /_sim/insert, GET /_sim/requests, POST /_sim/faults,
+POST /_sim/faults/random, POST /_sim/faults/clear, POST /_sim/revoke.
 ";
 
 /// What the binary should do.
@@ -131,21 +132,14 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, Cli
     if !scoped.is_empty() {
         config.keys = scoped.into_iter().map(ApiKey::with_scope).collect();
     }
-    config
-        .keys
-        .extend(unscoped.into_iter().map(ApiKey::without_scope));
+    config.keys.extend(unscoped.into_iter().map(ApiKey::without_scope));
 
     let generate = match (generate, from, to) {
         (Some(count), Some(from), Some(to)) => {
             if from > to {
                 errors.push("--from must not be after --to".to_owned());
             }
-            Some(GenerateSpec {
-                count,
-                from,
-                to,
-                hidden: false,
-            })
+            Some(GenerateSpec { count, from, to, hidden: false })
         }
         (Some(_), _, _) => {
             errors.push("--generate needs --from and --to".to_owned());
@@ -162,11 +156,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, Cli
         return Err(CliError(errors));
     }
     let listen = listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
-    Ok(Command::Run(Box::new(RunOptions {
-        listen,
-        config,
-        generate,
-    })))
+    Ok(Command::Run(Box::new(RunOptions { listen, config, generate })))
 }
 
 fn parse_value<T: std::str::FromStr>(
@@ -203,10 +193,7 @@ mod tests {
         let options = run(&[]);
         assert_eq!(options.listen.to_string(), "127.0.0.1:0");
         assert_eq!(options.config.seed, 1);
-        assert_eq!(
-            options.config.keys,
-            [ApiKey::with_scope(crate::config::DEFAULT_API_KEY)]
-        );
+        assert_eq!(options.config.keys, [ApiKey::with_scope(crate::config::DEFAULT_API_KEY)]);
         assert!(options.generate.is_none());
     }
 
@@ -239,11 +226,7 @@ mod tests {
         assert_eq!(options.config.seed, 7);
         assert_eq!(
             options.config.keys,
-            [
-                ApiKey::with_scope("k1"),
-                ApiKey::with_scope("k2"),
-                ApiKey::without_scope("k3")
-            ]
+            [ApiKey::with_scope("k1"), ApiKey::with_scope("k2"), ApiKey::without_scope("k3")]
         );
         assert_eq!(options.config.rate_limit_per_minute, 5);
         assert_eq!(options.config.max_page_size, 10);
@@ -261,10 +244,7 @@ mod tests {
 
     #[test]
     fn help_wins() {
-        assert!(matches!(
-            parse(&["--seed", "x", "--help"]),
-            Ok(Command::Help)
-        ));
+        assert!(matches!(parse(&["--seed", "x", "--help"]), Ok(Command::Help)));
     }
 
     #[test]

@@ -53,17 +53,11 @@ pub struct ApiKey {
 
 impl ApiKey {
     pub fn with_scope(key: impl Into<String>) -> Self {
-        Self {
-            key: key.into(),
-            has_scope: true,
-        }
+        Self { key: key.into(), has_scope: true }
     }
 
     pub fn without_scope(key: impl Into<String>) -> Self {
-        Self {
-            key: key.into(),
-            has_scope: false,
-        }
+        Self { key: key.into(), has_scope: false }
     }
 }
 
@@ -154,9 +148,6 @@ mod tests {
         // WHEN it is advanced
         manual.advance(SignedDuration::from_secs(90));
         // THEN the Clock sees the new time
-        assert_eq!(
-            clock.now(),
-            "2026-04-01T00:01:30Z".parse::<Timestamp>().unwrap()
-        );
+        assert_eq!(clock.now(), "2026-04-01T00:01:30Z".parse::<Timestamp>().unwrap());
     }
 }

@@ -112,12 +112,52 @@ pub(crate) async fn requests(State(sim): State<Simulator>) -> Response {
     Json(sim.requests()).into_response()
 }
 
-/// `POST /_sim/faults` with an array of faults → `{"queued":N}` (faults now pending).
+/// `POST /_sim/faults` with an array of fault slots (`null` = a clean slot) → `{"queued":N}`
+/// (slots now pending).
 pub(crate) async fn faults(State(sim): State<Simulator>, body: Bytes) -> Response {
-    let faults: Vec<Fault> = match parse(&body) {
+    let slots: Vec<Option<Fault>> = match parse(&body) {
         Ok(f) => f,
         Err(message) => return bad_request(message),
     };
-    sim.push_faults(faults);
+    sim.push_schedule(slots);
     Json(json!({ "queued": sim.pending_faults() })).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RandomBody {
+    seed: u64,
+    len: usize,
+}
+
+/// `POST /_sim/faults/random` `{"seed","len"}` → queues [`Fault::random_schedule`] →
+/// `{"queued":N}`.
+pub(crate) async fn random_faults(State(sim): State<Simulator>, body: Bytes) -> Response {
+    let body: RandomBody = match parse(&body) {
+        Ok(b) => b,
+        Err(message) => return bad_request(message),
+    };
+    sim.push_schedule(Fault::random_schedule(body.seed, body.len));
+    Json(json!({ "queued": sim.pending_faults() })).into_response()
+}
+
+/// `POST /_sim/faults/clear` → `{"cleared":N}`.
+pub(crate) async fn clear_faults(State(sim): State<Simulator>) -> Response {
+    Json(json!({ "cleared": sim.clear_faults() })).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeBody {
+    key: String,
+}
+
+/// `POST /_sim/revoke` `{"key"}` → `{"revoked":true}`: 401 for that key from now on.
+pub(crate) async fn revoke(State(sim): State<Simulator>, body: Bytes) -> Response {
+    let body: RevokeBody = match parse(&body) {
+        Ok(b) => b,
+        Err(message) => return bad_request(message),
+    };
+    sim.revoke_key(&body.key);
+    Json(json!({ "revoked": true })).into_response()
 }

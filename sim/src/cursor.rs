@@ -53,12 +53,7 @@ impl CursorCodec {
         let tag = self.tag(&plain);
         let mut sealed = Vec::with_capacity(TAG_LEN + plain.len());
         sealed.extend_from_slice(&tag);
-        sealed.extend(
-            plain
-                .iter()
-                .zip(self.keystream(&tag, plain.len()))
-                .map(|(p, k)| p ^ k),
-        );
+        sealed.extend(plain.iter().zip(self.keystream(&tag, plain.len())).map(|(p, k)| p ^ k));
         let mut cursor = String::from(PREFIX);
         cursor.push_str(&base64url_encode(&sealed));
         cursor
@@ -72,11 +67,8 @@ impl CursorCodec {
             return Err(CursorError::Length);
         }
         let (tag, cipher) = sealed.split_at(TAG_LEN);
-        let plain: Vec<u8> = cipher
-            .iter()
-            .zip(self.keystream(tag, cipher.len()))
-            .map(|(c, k)| c ^ k)
-            .collect();
+        let plain: Vec<u8> =
+            cipher.iter().zip(self.keystream(tag, cipher.len())).map(|(c, k)| c ^ k).collect();
         if !constant_time_eq(&self.tag(&plain), tag) {
             return Err(CursorError::Forged);
         }
@@ -141,11 +133,7 @@ const B64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
 fn base64url_encode(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
+        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         let chars = chunk.len() + 1;
         for i in 0..chars {
@@ -189,20 +177,14 @@ mod tests {
     use super::*;
 
     fn position(nanos: i128, id: &str) -> Position {
-        Position {
-            nanos,
-            id: id.to_owned(),
-        }
+        Position { nanos, id: id.to_owned() }
     }
 
     #[test]
     fn a_cursor_decodes_to_the_position_it_encodes() {
         // GIVEN a codec and a position
         let codec = CursorCodec::from_seed(1);
-        let pos = position(
-            1_775_808_550_123_456_000,
-            "activity_01XyDMpzjS89pFZXqSFUBDr6",
-        );
+        let pos = position(1_775_808_550_123_456_000, "activity_01XyDMpzjS89pFZXqSFUBDr6");
         // WHEN encoding then decoding
         let cursor = codec.encode(&pos);
         // THEN the position comes back
@@ -238,10 +220,7 @@ mod tests {
         let cursor = CursorCodec::from_seed(1).encode(&position(5, "activity_x"));
         // WHEN a simulator with seed 2 decodes it
         // THEN it is refused as forged
-        assert_eq!(
-            CursorCodec::from_seed(2).decode(&cursor),
-            Err(CursorError::Forged)
-        );
+        assert_eq!(CursorCodec::from_seed(2).decode(&cursor), Err(CursorError::Forged));
     }
 
     #[test]
@@ -261,10 +240,7 @@ mod tests {
     #[test]
     fn garbage_is_refused() {
         let codec = CursorCodec::from_seed(1);
-        assert_eq!(
-            codec.decode("activity_01XyDMpzjS89pFZXqSFUBDr6"),
-            Err(CursorError::Prefix)
-        );
+        assert_eq!(codec.decode("activity_01XyDMpzjS89pFZXqSFUBDr6"), Err(CursorError::Prefix));
         assert_eq!(codec.decode("cur_!!!"), Err(CursorError::Encoding));
         assert_eq!(codec.decode("cur_AAAA"), Err(CursorError::Length));
         assert_eq!(codec.decode(""), Err(CursorError::Prefix));

@@ -3,7 +3,9 @@
 //! 1. Path: only `GET /v1/compliance/activities` exists (else 404 / 405, unauthenticated).
 //! 2. `x-api-key`: missing or unknown is 401; no quota used, nothing recorded in the feed.
 //! 3. Rate limit: the request is counted, or refused with 429 and `retry-after`.
-//! 4. Fault: the next queued fault, if any, replaces or delays the answer.
+//! 4. Fault: the next queued fault slot, if it holds one, replaces, delays or damages the
+//!    answer (a damaging fault applies only if the request is otherwise valid), or revokes the
+//!    key (a revoked key is refused at step 2 from then on).
 //! 5. Scope (403), `anthropic-version` (400), query parameters (400), then the page (200).
 //!
 //! From step 3 on the request is "authenticated": the answer carries the rate-limit headers
@@ -12,7 +14,7 @@
 //! the outcome, gets a `request-id` header and a [`RequestRecord`].
 
 use crate::access_log::{AccessedRequest, accessed_activity};
-use crate::faults::Injection;
+use crate::faults::{Injection, PageFault};
 use crate::page;
 use crate::query::FeedQuery;
 use crate::ratelimit::{Admission, format_reset};
@@ -57,7 +59,8 @@ struct Admitted {
 
 enum Step {
     Done(Reply),
-    Continue(Admitted, Option<std::time::Duration>),
+    /// Serve the page, after an optional delay, optionally damaged.
+    Continue(Admitted, Option<std::time::Duration>, Option<PageFault>),
 }
 
 impl Simulator {
@@ -69,12 +72,12 @@ impl Simulator {
         };
         let reply = match first {
             Step::Done(reply) => reply,
-            Step::Continue(admitted, delay) => {
+            Step::Continue(admitted, delay, damage) => {
                 if let Some(wait) = delay {
                     tokio::time::sleep(wait).await;
                 }
                 let mut state = self.lock();
-                self.serve_admitted(&mut state, request, &admitted)
+                self.serve_admitted(&mut state, request, &admitted, damage)
             }
         };
         let latency = self.inner.config.latency;
@@ -114,24 +117,18 @@ impl Simulator {
             );
         }
         let Some(presented) = request.api_key.as_deref() else {
-            return refuse(
-                state,
-                401,
-                ErrorType::Authentication,
-                "x-api-key header is required",
-            );
+            return refuse(state, 401, ErrorType::Authentication, "x-api-key header is required");
         };
         let Some(key) = self.inner.keys.get(presented).cloned() else {
             return refuse(state, 401, ErrorType::Authentication, "invalid x-api-key");
         };
+        if state.revoked.contains(presented) {
+            return refuse(state, 401, ErrorType::Authentication, "invalid x-api-key");
+        }
 
         let now = self.inner.config.clock.now();
         let admission = state.limiter.admit(now);
-        let admitted = Admitted {
-            request_id,
-            key,
-            admission,
-        };
+        let admitted = Admitted { request_id, key, admission };
         if let Some(secs) = admitted.admission.retry_after_secs {
             let reply = Reply::error(
                 429,
@@ -143,16 +140,23 @@ impl Simulator {
             return Step::Done(self.conclude(state, request, &admitted, reply));
         }
 
-        match state
-            .faults
-            .pop_front()
-            .map(|f| f.injection(&admitted.request_id))
-        {
+        match state.faults.pop_front().flatten().map(|f| f.injection(&admitted.request_id)) {
             Some(Injection::Replace(reply)) => {
                 Step::Done(self.conclude(state, request, &admitted, reply))
             }
-            Some(Injection::DelayThenServe(wait)) => Step::Continue(admitted, Some(wait)),
-            None => Step::Continue(admitted, None),
+            Some(Injection::DelayThenServe(wait)) => Step::Continue(admitted, Some(wait), None),
+            Some(Injection::Alter(damage)) => Step::Continue(admitted, None, Some(damage)),
+            Some(Injection::RevokeKey) => {
+                state.revoked.insert(presented.to_owned());
+                let reply = Reply::error(
+                    401,
+                    ErrorType::Authentication.as_str(),
+                    "invalid x-api-key",
+                    &admitted.request_id,
+                );
+                Step::Done(conclude_unauthenticated(state, request, &admitted.request_id, reply))
+            }
+            None => Step::Continue(admitted, None, None),
         }
     }
 
@@ -162,14 +166,10 @@ impl Simulator {
         state: &mut State,
         request: &ApiRequest,
         admitted: &Admitted,
+        damage: Option<PageFault>,
     ) -> Reply {
         let invalid = |message: &str| {
-            Reply::error(
-                400,
-                ErrorType::InvalidRequest.as_str(),
-                message,
-                &admitted.request_id,
-            )
+            Reply::error(400, ErrorType::InvalidRequest.as_str(), message, &admitted.request_id)
         };
         let reply = if !admitted.key.has_scope {
             Reply::error(
@@ -192,7 +192,14 @@ impl Simulator {
                 Err(error) => invalid(&error.to_string()),
                 Ok(query) => {
                     let page = page::select(state.store.records(), &query);
-                    Reply::ok(page.to_body(&self.inner.cursors))
+                    match damage {
+                        None => Reply::ok(page.to_body(&self.inner.cursors)),
+                        Some(fault) => {
+                            let (body, wire) =
+                                page.to_faulty_body(&self.inner.cursors, &query, fault);
+                            Reply::ok(body).with_wire(wire)
+                        }
+                    }
                 }
             }
         };
@@ -211,10 +218,7 @@ impl Simulator {
         let reply = reply
             .with_header("request-id", admitted.request_id.clone())
             .with_header("anthropic-ratelimit-requests-limit", a.limit.to_string())
-            .with_header(
-                "anthropic-ratelimit-requests-remaining",
-                a.remaining.to_string(),
-            )
+            .with_header("anthropic-ratelimit-requests-remaining", a.remaining.to_string())
             .with_header("anthropic-ratelimit-requests-reset", format_reset(a.reset));
 
         let activity_id = state.next_activity_id();

@@ -5,9 +5,12 @@
 //! passed on exactly as received. Only this module knows about axum's types.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -18,7 +21,7 @@ use tokio::task::JoinHandle;
 
 use crate::control;
 use crate::feed::ApiRequest;
-use crate::reply::Reply;
+use crate::reply::{Reply, Wire};
 use crate::simulator::Simulator;
 
 impl Simulator {
@@ -31,6 +34,9 @@ impl Simulator {
             .route("/_sim/insert", post(control::insert))
             .route("/_sim/requests", get(control::requests))
             .route("/_sim/faults", post(control::faults))
+            .route("/_sim/faults/random", post(control::random_faults))
+            .route("/_sim/faults/clear", post(control::clear_faults))
+            .route("/_sim/revoke", post(control::revoke))
             .fallback(api)
             .with_state(self.clone())
     }
@@ -46,9 +52,7 @@ impl Simulator {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
-            .await
+        axum::serve(listener, self.router()).with_graceful_shutdown(shutdown).await
     }
 
     /// Binds 127.0.0.1 on a free port and serves in a background task until the returned
@@ -67,11 +71,7 @@ impl Simulator {
                 tracing::error!(%error, "simulator server failed");
             }
         });
-        Ok(SimServer {
-            base_url,
-            stop: Some(stop),
-            task: Some(task),
-        })
+        Ok(SimServer { base_url, stop: Some(stop), task: Some(task) })
     }
 }
 
@@ -121,9 +121,7 @@ async fn api(
     headers: HeaderMap,
 ) -> Response {
     let text = |name: HeaderName| {
-        headers
-            .get(name)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
     };
     let request = ApiRequest {
         method: method.as_str().to_owned(),
@@ -142,10 +140,7 @@ pub(crate) fn into_response(reply: Reply) -> Response {
     // A status outside 100..=999 can only come from a hand-made Fault; answer 500 instead.
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut headers = HeaderMap::new();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     for (name, value) in reply.headers {
         match HeaderValue::from_str(&value) {
             Ok(value) => {
@@ -154,5 +149,54 @@ pub(crate) fn into_response(reply: Reply) -> Response {
             Err(error) => tracing::error!(%error, name, "header value dropped"),
         }
     }
-    (status, headers, Body::from(reply.body)).into_response()
+    let body = match reply.wire {
+        Wire::Whole => Body::from(reply.body),
+        Wire::NonUtf8At(at) => {
+            let mut bytes = reply.body.into_bytes();
+            if let Some(byte) = bytes.get_mut(at) {
+                *byte = 0xFF;
+            }
+            Body::from(bytes)
+        }
+        Wire::ResetAfter(cut) => {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(reply.body.len()));
+            let mut bytes = reply.body.into_bytes();
+            bytes.truncate(cut);
+            Body::from_stream(CutBody {
+                head: Some(Bytes::from(bytes)),
+                pause: Some(Box::pin(tokio::time::sleep(CUT_PAUSE))),
+            })
+        }
+    };
+    (status, headers, body).into_response()
+}
+
+/// How long a cut body waits after its head, so the head reaches the client before the reset.
+const CUT_PAUSE: Duration = Duration::from_millis(50);
+
+/// A body that yields its head, pauses, then fails: hyper then drops the connection with the
+/// announced length unmet, which the client sees as a reset in the middle of the body.
+struct CutBody {
+    head: Option<Bytes>,
+    pause: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl futures_core::Stream for CutBody {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Some(head) = self.head.take() {
+            return Poll::Ready(Some(Ok(head)));
+        }
+        if let Some(pause) = self.pause.as_mut() {
+            if pause.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.pause = None;
+        }
+        Poll::Ready(Some(Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "injected connection reset (compliance-sim)",
+        ))))
+    }
 }

@@ -55,11 +55,7 @@ pub(crate) struct Obj<'a> {
 impl<'a> Obj<'a> {
     pub(crate) fn open(out: &'a mut String, escaping: Escaping) -> Self {
         out.push('{');
-        Self {
-            out,
-            escaping,
-            empty: true,
-        }
+        Self { out, escaping, empty: true }
     }
 
     fn key(&mut self, key: &str) {
@@ -135,11 +131,7 @@ pub(crate) struct Arr<'a> {
 impl<'a> Arr<'a> {
     fn open(out: &'a mut String, escaping: Escaping) -> Self {
         out.push('[');
-        Self {
-            out,
-            escaping,
-            empty: true,
-        }
+        Self { out, escaping, empty: true }
     }
 
     fn comma(&mut self) {

@@ -15,7 +15,9 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::cursor::CursorCodec;
+use crate::faults::PageFault;
 use crate::query::{CursorBound, FeedQuery, Order, TypeFilter};
+use crate::reply::Wire;
 use crate::store::{Position, Record};
 
 /// The records of one page, in result order.
@@ -75,10 +77,7 @@ pub(crate) fn select<'a>(records: &'a [Record], query: &FeedQuery) -> Page<'a> {
     if reverse {
         picked.reverse();
     }
-    Page {
-        records: picked,
-        has_more,
-    }
+    Page { records: picked, has_more }
 }
 
 fn matches(record: &Record, query: &FeedQuery) -> bool {
@@ -93,10 +92,7 @@ fn matches(record: &Record, query: &FeedQuery) -> bool {
         TypeFilter::Except(types) => !types.contains(&record.activity_type),
     };
     let actor_ok = query.actor_ids.is_empty()
-        || record
-            .actor_user_id
-            .as_ref()
-            .is_some_and(|user| query.actor_ids.contains(user));
+        || record.actor_user_id.as_ref().is_some_and(|user| query.actor_ids.contains(user));
     organization_ok && type_ok && actor_ok
 }
 
@@ -110,10 +106,113 @@ impl Page<'_> {
             last_id: self.records.last().map(|r| cursors.encode(&r.position)),
         };
         // Serialising strings, bools and raw values that are already valid JSON cannot fail.
-        serde_json::to_string(&envelope).unwrap_or_else(|_| {
-            r#"{"data":[],"has_more":false,"first_id":null,"last_id":null}"#.to_owned()
-        })
+        envelope_body(&envelope)
     }
+
+    /// The body of this page for `query`, damaged by `fault`, and how it must go on the wire.
+    pub(crate) fn to_faulty_body(
+        &self,
+        cursors: &CursorCodec,
+        query: &FeedQuery,
+        fault: PageFault,
+    ) -> (String, Wire) {
+        let whole = |body: String| (body, Wire::Whole);
+        let start = || cursors.encode(&start_position(query));
+        match fault {
+            PageFault::ResetMidBody => {
+                let body = self.to_body(cursors);
+                let cut = body.len() / 2;
+                (body, Wire::ResetAfter(cut))
+            }
+            PageFault::EmptyWithMore => whole(envelope_body(&Envelope {
+                data: Vec::new(),
+                has_more: true,
+                first_id: Some(start()),
+                last_id: Some(start()),
+            })),
+            PageFault::StuckCursor => whole(envelope_body(&Envelope {
+                data: self.records.iter().map(|r| r.raw.as_ref()).collect(),
+                has_more: true,
+                first_id: Some(
+                    self.records.first().map_or_else(start, |r| cursors.encode(&r.position)),
+                ),
+                last_id: Some(start()),
+            })),
+            PageFault::MissingField(field) => {
+                let middle = self.records.len() / 2;
+                let Some(damaged) = self
+                    .records
+                    .get(middle)
+                    .and_then(|r| without_field(r.raw.get(), field.as_str()))
+                else {
+                    return whole(self.to_body(cursors));
+                };
+                let mut data: Vec<&RawValue> =
+                    self.records.iter().map(|r| r.raw.as_ref()).collect();
+                data[middle] = &damaged;
+                whole(envelope_body(&Envelope {
+                    data,
+                    has_more: self.has_more,
+                    first_id: self.records.first().map(|r| cursors.encode(&r.position)),
+                    last_id: self.records.last().map(|r| cursors.encode(&r.position)),
+                }))
+            }
+            PageFault::InvalidUtf8 => {
+                let body = self.to_body(cursors);
+                // The first record starts right after `{"data":[`; damage the first byte of its
+                // first non-empty string value.
+                let offset = r#"{"data":["#.len();
+                let at = self
+                    .records
+                    .first()
+                    .and_then(|r| first_string_value_byte(r.raw.get()))
+                    .map(|i| offset + i);
+                match at {
+                    Some(at) if body.len() > at => (body, Wire::NonUtf8At(at)),
+                    _ => whole(body),
+                }
+            }
+        }
+    }
+}
+
+fn envelope_body(envelope: &Envelope<'_>) -> String {
+    // Serialising strings, bools and raw values that are already valid JSON cannot fail.
+    serde_json::to_string(envelope).unwrap_or_else(|_| {
+        r#"{"data":[],"has_more":false,"first_id":null,"last_id":null}"#.to_owned()
+    })
+}
+
+/// Where a request's page starts: its cursor's position, or the edge of its time range in
+/// result order. A cursor to it reads the same range again.
+fn start_position(query: &FeedQuery) -> Position {
+    match &query.cursor {
+        Some(CursorBound::After(c) | CursorBound::Before(c)) => c.clone(),
+        None => Position {
+            nanos: match query.order {
+                Order::Asc => query.from_nanos.unwrap_or(i128::MIN),
+                Order::Desc => query.until_nanos.unwrap_or(i128::MAX),
+            },
+            // Sorts before every id at that instant.
+            id: String::new(),
+        },
+    }
+}
+
+/// `raw` (a JSON object) without `field`; `None` when it has no such field. Keys come out
+/// sorted: the damaged record is not served byte for byte anyway.
+fn without_field(raw: &str, field: &str) -> Option<Box<RawValue>> {
+    let mut object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(raw).ok()?;
+    object.remove(field)?;
+    RawValue::from_string(serde_json::to_string(&object).ok()?).ok()
+}
+
+/// The offset in `raw` of the first byte of its first non-empty string value (after `":"`).
+fn first_string_value_byte(raw: &str) -> Option<usize> {
+    let bytes = raw.as_bytes();
+    raw.match_indices(r#"":""#)
+        .map(|(i, m)| i + m.len())
+        .find(|&at| bytes.get(at).is_some_and(|b| *b != b'"' && *b != b'\\'))
 }
 
 #[cfg(test)]
@@ -124,15 +223,9 @@ mod tests {
     /// Five visible records one second apart (t0..t4) plus a hidden one at t2.
     fn records() -> Vec<Record> {
         let mut store = crate::store::Store::default();
-        for (i, id) in [
-            "activity_0",
-            "activity_1",
-            "activity_2",
-            "activity_3",
-            "activity_4",
-        ]
-        .iter()
-        .enumerate()
+        for (i, id) in ["activity_0", "activity_1", "activity_2", "activity_3", "activity_4"]
+            .iter()
+            .enumerate()
         {
             let raw = format!(
                 r#"{{"id":"{id}","created_at":"2026-01-01T00:00:0{i}Z","organization_id":"org_{o}","actor":{{"type":"user_actor","user_id":"user_{i}"}},"type":"t{t}"}}"#,
@@ -142,9 +235,7 @@ mod tests {
             store.insert(Record::from_raw(&raw, true).unwrap()).unwrap();
         }
         let hidden = r#"{"id":"activity_h","created_at":"2026-01-01T00:00:02Z","type":"t0"}"#;
-        store
-            .insert(Record::from_raw(hidden, false).unwrap())
-            .unwrap();
+        store.insert(Record::from_raw(hidden, false).unwrap()).unwrap();
         store.records().to_vec()
     }
 

@@ -150,11 +150,7 @@ impl FeedQuery {
                     continue;
                 }
                 "actor_ids[]" | "user_ids[]" => {
-                    let param = if key == "actor_ids[]" {
-                        "actor_ids[]"
-                    } else {
-                        "user_ids[]"
-                    };
+                    let param = if key == "actor_ids[]" { "actor_ids[]" } else { "user_ids[]" };
                     actor_ids.push(parse_actor_id(param, value)?);
                     continue;
                 }
@@ -173,14 +169,10 @@ impl FeedQuery {
         let cursor = match (scalars.after_id, scalars.before_id) {
             (Some(_), Some(_)) => return Err(QueryError::BothCursors),
             (Some(c), None) => Some(CursorBound::After(
-                cursors
-                    .decode(&c)
-                    .map_err(|_| QueryError::Cursor("after_id"))?,
+                cursors.decode(&c).map_err(|_| QueryError::Cursor("after_id"))?,
             )),
             (None, Some(c)) => Some(CursorBound::Before(
-                cursors
-                    .decode(&c)
-                    .map_err(|_| QueryError::Cursor("before_id"))?,
+                cursors.decode(&c).map_err(|_| QueryError::Cursor("before_id"))?,
             )),
             (None, None) => None,
         };
@@ -198,14 +190,10 @@ impl FeedQuery {
         };
 
         // gt t is gte t+1ns and lte t is lt t+1ns: one half-open range covers all four.
-        let lower = [
-            bound("created_at.gte", scalars.gte, 0)?,
-            bound("created_at.gt", scalars.gt, 1)?,
-        ];
-        let upper = [
-            bound("created_at.lt", scalars.lt, 0)?,
-            bound("created_at.lte", scalars.lte, 1)?,
-        ];
+        let lower =
+            [bound("created_at.gte", scalars.gte, 0)?, bound("created_at.gt", scalars.gt, 1)?];
+        let upper =
+            [bound("created_at.lt", scalars.lt, 0)?, bound("created_at.lte", scalars.lte, 1)?];
 
         Ok(Self {
             limit: limit as usize,
@@ -231,10 +219,7 @@ fn unknown_parameter(name: String) -> QueryError {
 }
 
 fn parse_limit(text: &str, max: u32) -> Result<u32, QueryError> {
-    let refuse = || QueryError::Limit {
-        value: text.to_owned(),
-        max,
-    };
+    let refuse = || QueryError::Limit { value: text.to_owned(), max };
     if !text.bytes().all(|b| b.is_ascii_digit()) {
         return Err(refuse());
     }
@@ -254,11 +239,7 @@ fn parse_actor_id(param: &'static str, value: String) -> Result<String, QueryErr
 
 fn parse_organization_id(value: String) -> Result<String, QueryError> {
     let is_org_id = value.starts_with("org_") && value.len() > "org_".len();
-    if is_org_id || is_uuid(&value) {
-        Ok(value)
-    } else {
-        Err(QueryError::OrganizationId(value))
-    }
+    if is_org_id || is_uuid(&value) { Ok(value) } else { Err(QueryError::OrganizationId(value)) }
 }
 
 fn is_uuid(text: &str) -> bool {
@@ -279,9 +260,7 @@ fn bound(
     let Some(value) = value else {
         return Ok(None);
     };
-    let parsed = is_rfc3339(&value)
-        .then(|| value.parse::<Timestamp>().ok())
-        .flatten();
+    let parsed = is_rfc3339(&value).then(|| value.parse::<Timestamp>().ok()).flatten();
     match parsed {
         Some(at) => Ok(Some(at.as_nanosecond() + shift)),
         None => Err(QueryError::Timestamp { param, value }),
@@ -293,8 +272,7 @@ fn bound(
 pub(crate) fn is_rfc3339(text: &str) -> bool {
     let b = text.as_bytes();
     let digits = |range: std::ops::Range<usize>| {
-        b.get(range)
-            .is_some_and(|s| s.iter().all(u8::is_ascii_digit))
+        b.get(range).is_some_and(|s| s.iter().all(u8::is_ascii_digit))
     };
     let at = |i: usize, allowed: &[u8]| b.get(i).is_some_and(|c| allowed.contains(c));
     let date_time = digits(0..4)
@@ -413,10 +391,7 @@ mod tests {
         // THEN each value is kept, and the alias joins actor_ids
         assert_eq!(
             q.types,
-            TypeFilter::Only(vec![
-                "claude_chat_created".into(),
-                "claude_chat_viewed".into()
-            ])
+            TypeFilter::Only(vec!["claude_chat_created".into(), "claude_chat_viewed".into()])
         );
         assert_eq!(q.actor_ids, ["user_1", "user_2"]);
     }
@@ -428,10 +403,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(q.organization_ids.len(), 2);
-        assert!(matches!(
-            parse("organization_ids[]=acme"),
-            Err(QueryError::OrganizationId(_))
-        ));
+        assert!(matches!(parse("organization_ids[]=acme"), Err(QueryError::OrganizationId(_))));
     }
 
     #[test]
@@ -443,49 +415,31 @@ mod tests {
             err.to_string(),
             "unknown query parameter: organization_ids (list parameters take brackets: organization_ids[])"
         );
-        assert_eq!(
-            parse("page=2").unwrap_err().to_string(),
-            "unknown query parameter: page"
-        );
+        assert_eq!(parse("page=2").unwrap_err().to_string(), "unknown query parameter: page");
     }
 
     #[test]
     fn a_scalar_given_twice_is_refused() {
-        assert_eq!(
-            parse("limit=1&limit=2"),
-            Err(QueryError::Repeated("limit".into()))
-        );
+        assert_eq!(parse("limit=1&limit=2"), Err(QueryError::Repeated("limit".into())));
     }
 
     #[test]
     fn empty_values_are_refused() {
         assert_eq!(parse("limit="), Err(QueryError::Empty("limit".into())));
-        assert_eq!(
-            parse("activity_types[]"),
-            Err(QueryError::Empty("activity_types[]".into()))
-        );
+        assert_eq!(parse("activity_types[]"), Err(QueryError::Empty("activity_types[]".into())));
     }
 
     #[test]
     fn both_cursors_are_refused() {
         let codec = CursorCodec::from_seed(1);
-        let c = codec.encode(&Position {
-            nanos: 0,
-            id: "activity_a".into(),
-        });
-        assert_eq!(
-            parse(&format!("after_id={c}&before_id={c}")),
-            Err(QueryError::BothCursors)
-        );
+        let c = codec.encode(&Position { nanos: 0, id: "activity_a".into() });
+        assert_eq!(parse(&format!("after_id={c}&before_id={c}")), Err(QueryError::BothCursors));
     }
 
     #[test]
     fn a_valid_cursor_becomes_its_position() {
         let codec = CursorCodec::from_seed(1);
-        let pos = Position {
-            nanos: 42,
-            id: "activity_a".into(),
-        };
+        let pos = Position { nanos: 42, id: "activity_a".into() };
         let q = parse(&format!("before_id={}", codec.encode(&pos))).unwrap();
         assert_eq!(q.cursor, Some(CursorBound::Before(pos)));
     }
@@ -529,10 +483,7 @@ mod tests {
             "created_at.lt=2026-13-01T00:00:00Z",
             "created_at.lt=1775001600",
         ] {
-            assert!(
-                matches!(parse(bad), Err(QueryError::Timestamp { .. })),
-                "{bad}"
-            );
+            assert!(matches!(parse(bad), Err(QueryError::Timestamp { .. })), "{bad}");
         }
     }
 
@@ -559,17 +510,11 @@ mod tests {
     fn actor_ids_must_be_user_ids() {
         assert!(matches!(
             parse("actor_ids[]=apikey_1"),
-            Err(QueryError::ActorId {
-                param: "actor_ids[]",
-                ..
-            })
+            Err(QueryError::ActorId { param: "actor_ids[]", .. })
         ));
         assert!(matches!(
             parse("user_ids[]=bob"),
-            Err(QueryError::ActorId {
-                param: "user_ids[]",
-                ..
-            })
+            Err(QueryError::ActorId { param: "user_ids[]", .. })
         ));
     }
 

@@ -31,10 +31,7 @@ pub(crate) struct RateLimiter {
 
 impl RateLimiter {
     pub(crate) fn new(limit_per_minute: u32) -> Self {
-        Self {
-            limit: limit_per_minute,
-            admitted: VecDeque::new(),
-        }
+        Self { limit: limit_per_minute, admitted: VecDeque::new() }
     }
 
     /// Counts a request at `now` if the window has room.
@@ -143,13 +140,7 @@ mod tests {
 
     #[test]
     fn reset_is_formatted_in_whole_seconds_rounded_up() {
-        assert_eq!(
-            format_reset(at("2026-04-01T00:01:00.2Z")),
-            "2026-04-01T00:01:01Z"
-        );
-        assert_eq!(
-            format_reset(at("2026-04-01T00:01:00Z")),
-            "2026-04-01T00:01:00Z"
-        );
+        assert_eq!(format_reset(at("2026-04-01T00:01:00.2Z")), "2026-04-01T00:01:01Z");
+        assert_eq!(format_reset(at("2026-04-01T00:01:00Z")), "2026-04-01T00:01:00Z");
     }
 }

@@ -46,21 +46,29 @@ impl ErrorType {
 }
 
 /// One HTTP answer: status, extra headers (`request-id` and `content-type` are added by the
-/// edge), body.
+/// edge), body, and how the body goes on the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Reply {
     pub(crate) status: u16,
     pub(crate) headers: Vec<(&'static str, String)>,
     pub(crate) body: String,
+    pub(crate) wire: Wire,
+}
+
+/// How the edge sends a reply's body: whole, or damaged by a fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Wire {
+    #[default]
+    Whole,
+    /// Announce the whole length, send this many bytes, then drop the connection.
+    ResetAfter(usize),
+    /// Send the body with the byte at this offset replaced by 0xFF (never valid UTF-8).
+    NonUtf8At(usize),
 }
 
 impl Reply {
     pub(crate) fn ok(body: String) -> Self {
-        Self {
-            status: 200,
-            headers: Vec::new(),
-            body,
-        }
+        Self { status: 200, headers: Vec::new(), body, wire: Wire::Whole }
     }
 
     /// An error with the documented body.
@@ -69,7 +77,13 @@ impl Reply {
             status,
             headers: Vec::new(),
             body: error_body(error_type, message, request_id),
+            wire: Wire::Whole,
         }
+    }
+
+    pub(crate) fn with_wire(mut self, wire: Wire) -> Self {
+        self.wire = wire;
+        self
     }
 
     pub(crate) fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
@@ -94,14 +108,8 @@ struct ErrorDetail<'a> {
 }
 
 pub(crate) fn error_body(error_type: &str, message: &str, request_id: &str) -> String {
-    let body = ErrorBody {
-        kind: "error",
-        error: ErrorDetail {
-            kind: error_type,
-            message,
-        },
-        request_id,
-    };
+    let body =
+        ErrorBody { kind: "error", error: ErrorDetail { kind: error_type, message }, request_id };
     // Plain strings always serialise.
     serde_json::to_string(&body).unwrap_or_default()
 }

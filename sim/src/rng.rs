@@ -92,9 +92,7 @@ impl Rng {
 
     /// `len` random base62 characters.
     pub(crate) fn base62(&mut self, len: usize) -> String {
-        (0..len)
-            .map(|_| char::from(BASE62[self.index(BASE62.len())]))
-            .collect()
+        (0..len).map(|_| char::from(BASE62[self.index(BASE62.len())])).collect()
     }
 
     /// `prefix` followed by 24 random base62 characters, the shape of every Anthropic id.
@@ -108,9 +106,7 @@ impl Rng {
     /// `len` random lowercase hex digits.
     pub(crate) fn hex(&mut self, len: usize) -> String {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        (0..len)
-            .map(|_| char::from(HEX[self.index(HEX.len())]))
-            .collect()
+        (0..len).map(|_| char::from(HEX[self.index(HEX.len())])).collect()
     }
 
     /// A random version 4 UUID in its canonical text form.
@@ -212,10 +208,7 @@ mod tests {
         let uuid = rng.uuid();
         // THEN it has 8-4-4-4-12 hex groups and version 4
         let groups: Vec<&str> = uuid.split('-').collect();
-        assert_eq!(
-            groups.iter().map(|g| g.len()).collect::<Vec<_>>(),
-            [8, 4, 4, 4, 12]
-        );
+        assert_eq!(groups.iter().map(|g| g.len()).collect::<Vec<_>>(), [8, 4, 4, 4, 12]);
         assert!(groups[2].starts_with('4'));
     }
 

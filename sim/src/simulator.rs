@@ -6,7 +6,7 @@
 //! request ids and the ids of `compliance_api_accessed` activities from another, so the data
 //! a `generate` call makes depends only on the seed and the earlier `generate` calls.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use jiff::Timestamp;
@@ -47,7 +47,10 @@ pub(crate) struct State {
     runtime_rng: Rng,
     requests_seen: u64,
     pub(crate) limiter: RateLimiter,
-    pub(crate) faults: VecDeque<Fault>,
+    /// Fault slots: `None` serves its request normally.
+    pub(crate) faults: VecDeque<Option<Fault>>,
+    /// Keys refused with 401 from now on (by text).
+    pub(crate) revoked: HashSet<String>,
     pub(crate) requests: Vec<RequestRecord>,
 }
 
@@ -82,10 +85,7 @@ impl Simulator {
             .keys
             .iter()
             .map(|k| {
-                let info = KeyInfo {
-                    id: api_key_id(&k.key),
-                    has_scope: k.has_scope,
-                };
+                let info = KeyInfo { id: api_key_id(&k.key), has_scope: k.has_scope };
                 (k.key.clone(), info)
             })
             .collect();
@@ -96,6 +96,7 @@ impl Simulator {
             requests_seen: 0,
             limiter: RateLimiter::new(config.rate_limit_per_minute),
             faults: VecDeque::new(),
+            revoked: HashSet::new(),
             requests: Vec::new(),
         };
         Self {
@@ -122,9 +123,7 @@ impl Simulator {
     /// Deterministic for a given seed and sequence of `generate` calls.
     pub fn generate(&self, spec: &GenerateSpec) -> Vec<String> {
         let mut state = self.lock();
-        let State {
-            store, generator, ..
-        } = &mut *state;
+        let State { store, generator, .. } = &mut *state;
         let batch = generator.batch(spec, |id| store.contains_id(id));
         let mut ids = Vec::with_capacity(batch.len());
         let mut records = Vec::with_capacity(batch.len());
@@ -184,12 +183,33 @@ impl Simulator {
 
     /// Queues faults; each following authenticated, admitted feed request takes one, FIFO.
     pub fn push_faults(&self, faults: impl IntoIterator<Item = Fault>) {
-        self.lock().faults.extend(faults);
+        self.lock().faults.extend(faults.into_iter().map(Some));
     }
 
-    /// Faults queued and not yet taken.
+    /// Queues a schedule of slots: each following authenticated, admitted feed request takes
+    /// one, FIFO; a `None` slot is served normally. See [`Fault::random_schedule`].
+    pub fn push_schedule(&self, slots: impl IntoIterator<Item = Option<Fault>>) {
+        self.lock().faults.extend(slots);
+    }
+
+    /// Fault slots queued and not yet taken (clean slots included).
     pub fn pending_faults(&self) -> usize {
         self.lock().faults.len()
+    }
+
+    /// Drops every queued slot; returns how many there were.
+    pub fn clear_faults(&self) -> usize {
+        let mut state = self.lock();
+        let pending = state.faults.len();
+        state.faults.clear();
+        pending
+    }
+
+    /// Revokes `key`, as deleting it in the console does: every later request with it gets 401
+    /// `authentication_error`, like an unknown key. (The [`Fault::RevokeKey`] fault does the
+    /// same for whichever key makes the request that takes it.)
+    pub fn revoke_key(&self, key: &str) {
+        self.lock().revoked.insert(key.to_owned());
     }
 
     /// The simulator's "now".
@@ -200,10 +220,7 @@ impl Simulator {
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves consistent data (every change is one step),
         // so keep serving rather than poisoning every later test request.
-        self.inner
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.inner.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -214,11 +231,7 @@ impl State {
         self.requests_seen += 1;
         let mut counter = self.requests_seen;
         let unique = splitmix64(&mut counter);
-        format!(
-            "req_{}{}",
-            base62_fixed(unique, 11),
-            self.runtime_rng.base62(13)
-        )
+        format!("req_{}{}", base62_fixed(unique, 11), self.runtime_rng.base62(13))
     }
 
     /// A fresh activity id for a `compliance_api_accessed` record.
@@ -289,10 +302,7 @@ mod tests {
         let raw = r#"{"id":"activity_hand","created_at":"2026-04-01T00:00:00Z","type":"x","note":"\u00e9"}"#;
         assert_eq!(sim.insert_raw(raw, false).unwrap(), "activity_hand");
         assert_eq!(sim.activities()[0].raw, raw);
-        assert!(matches!(
-            sim.insert_raw(raw, false),
-            Err(InsertError::DuplicateId(_))
-        ));
+        assert!(matches!(sim.insert_raw(raw, false), Err(InsertError::DuplicateId(_))));
     }
 
     #[test]

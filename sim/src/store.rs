@@ -75,18 +75,11 @@ impl Record {
         let head: Head = serde_json::from_str(raw.get()).map_err(InsertError::Json)?;
         let id = head.id.ok_or(InsertError::MissingId)?;
         let created_at_text = head.created_at.ok_or(InsertError::MissingCreatedAt)?;
-        let created_at: Timestamp =
-            created_at_text
-                .parse()
-                .map_err(|source| InsertError::InvalidCreatedAt {
-                    value: created_at_text.clone(),
-                    source,
-                })?;
+        let created_at: Timestamp = created_at_text.parse().map_err(|source| {
+            InsertError::InvalidCreatedAt { value: created_at_text.clone(), source }
+        })?;
         Ok(Self {
-            position: Position {
-                nanos: created_at.as_nanosecond(),
-                id,
-            },
+            position: Position { nanos: created_at.as_nanosecond(), id },
             created_at,
             raw,
             visible,
@@ -123,9 +116,7 @@ impl Store {
         if !self.ids.insert(record.id().to_owned()) {
             return Err(InsertError::DuplicateId(record.id().to_owned()));
         }
-        let at = self
-            .records
-            .partition_point(|r| r.position < record.position);
+        let at = self.records.partition_point(|r| r.position < record.position);
         self.records.insert(at, record);
         Ok(())
     }
@@ -143,8 +134,7 @@ impl Store {
             self.ids.insert(record.id().to_owned());
             self.records.push(record);
         }
-        self.records
-            .sort_unstable_by(|a, b| a.position.cmp(&b.position));
+        self.records.sort_unstable_by(|a, b| a.position.cmp(&b.position));
         Ok(())
     }
 
@@ -176,9 +166,7 @@ mod tests {
             ("activity_c", "2026-01-01T00:00:00.000Z"),
             ("activity_a", "2026-01-01T00:00:00Z"),
         ] {
-            store
-                .insert(Record::from_raw(&raw(id, at), true).unwrap())
-                .unwrap();
+            store.insert(Record::from_raw(&raw(id, at), true).unwrap()).unwrap();
         }
         // THEN they are sorted by instant, ties by id
         let ids: Vec<&str> = store.records().iter().map(Record::id).collect();
@@ -195,10 +183,7 @@ mod tests {
         // WHEN activity_a is added again, even at another time
         let again = Record::from_raw(&raw("activity_a", "2026-02-01T00:00:00Z"), true).unwrap();
         // THEN it is refused
-        assert!(matches!(
-            store.insert(again),
-            Err(InsertError::DuplicateId(_))
-        ));
+        assert!(matches!(store.insert(again), Err(InsertError::DuplicateId(_))));
         assert_eq!(store.records().len(), 1);
     }
 
@@ -226,10 +211,7 @@ mod tests {
             Record::from_raw(r#"{"id":"activity_a","created_at":"yesterday"}"#, true),
             Err(InsertError::InvalidCreatedAt { .. })
         ));
-        assert!(matches!(
-            Record::from_raw("[1,2]", true),
-            Err(InsertError::Json(_))
-        ));
+        assert!(matches!(Record::from_raw("[1,2]", true), Err(InsertError::Json(_))));
     }
 
     #[test]
@@ -250,11 +232,7 @@ mod tests {
     fn reveal_all_counts_only_hidden_records() {
         // GIVEN one visible and two hidden records
         let mut store = Store::default();
-        for (id, visible) in [
-            ("activity_a", true),
-            ("activity_b", false),
-            ("activity_c", false),
-        ] {
+        for (id, visible) in [("activity_a", true), ("activity_b", false), ("activity_c", false)] {
             store
                 .insert(Record::from_raw(&raw(id, "2026-01-01T00:00:00Z"), visible).unwrap())
                 .unwrap();

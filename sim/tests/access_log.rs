@@ -11,11 +11,7 @@ async fn each_authenticated_request_appends_one_compliance_api_accessed_record()
     // WHEN three authenticated requests are made (200, 400, 200)
     let first = feed(&f.server, "limit=5").await;
     let refused = feed(&f.server, "limit=0").await;
-    let third = feed(
-        &f.server,
-        "order=asc&activity_types[]=compliance_api_accessed",
-    )
-    .await;
+    let third = feed(&f.server, "order=asc&activity_types[]=compliance_api_accessed").await;
     // THEN the third request sees the records of the first two, not its own
     assert_eq!(third.ids().len(), 2);
     let records = third.json()["data"].as_array().unwrap().clone();
@@ -24,10 +20,7 @@ async fn each_authenticated_request_appends_one_compliance_api_accessed_record()
         assert_eq!(record["type"], "compliance_api_accessed");
         assert!(record["organization_id"].is_null() && record["organization_uuid"].is_null());
         assert_eq!(record["actor"]["type"], "api_actor");
-        assert_eq!(
-            record["actor"]["api_key_id"],
-            Simulator::api_key_id(DEFAULT_API_KEY)
-        );
+        assert_eq!(record["actor"]["api_key_id"], Simulator::api_key_id(DEFAULT_API_KEY));
         assert_eq!(record["actor"]["ip_address"], "127.0.0.1");
         assert_eq!(record["actor"]["user_agent"], USER_AGENT);
         assert_eq!(record["request_id"], response.header("request-id").unwrap());
@@ -37,29 +30,20 @@ async fn each_authenticated_request_appends_one_compliance_api_accessed_record()
         assert_eq!(record["created_at"], "2026-05-01T00:00:00.000000Z");
     }
     let url = records[0]["url"].as_str().unwrap();
-    assert_eq!(
-        url,
-        format!("{}/v1/compliance/activities?limit=5", f.server.base_url)
-    );
+    assert_eq!(url, format!("{}/v1/compliance/activities?limit=5", f.server.base_url));
     // AND the simulator now holds three such records
     assert_eq!(f.sim.activities().len(), 3);
 }
 
 #[tokio::test]
 async fn a_429_is_recorded_with_its_status() {
-    let f = fixture_with(compliance_sim::SimConfig {
-        rate_limit_per_minute: 1,
-        ..Default::default()
-    })
-    .await;
+    let f =
+        fixture_with(compliance_sim::SimConfig { rate_limit_per_minute: 1, ..Default::default() })
+            .await;
     feed(&f.server, "").await;
     feed(&f.server, "").await;
-    let statuses: Vec<bool> = f
-        .sim
-        .activities()
-        .iter()
-        .map(|a| a.raw.contains("\"status_code\":429"))
-        .collect();
+    let statuses: Vec<bool> =
+        f.sim.activities().iter().map(|a| a.raw.contains("\"status_code\":429")).collect();
     assert_eq!(statuses.iter().filter(|s| **s).count(), 1);
 }
 
@@ -78,8 +62,5 @@ async fn requests_records_the_raw_query_status_and_key() {
     assert_eq!(log[0].query, query);
     assert_eq!(log[0].status, 200);
     assert_eq!(log[0].request_id, response.header("request-id").unwrap());
-    assert_eq!(
-        log[0].api_key_id,
-        Some(Simulator::api_key_id(DEFAULT_API_KEY))
-    );
+    assert_eq!(log[0].api_key_id, Some(Simulator::api_key_id(DEFAULT_API_KEY)));
 }

@@ -22,13 +22,10 @@ async fn start(args: &[&str]) -> (Child, String) {
         .expect("binary starts");
     let stdout = child.stdout.take().expect("stdout piped");
     let mut line = String::new();
-    tokio::time::timeout(
-        Duration::from_secs(20),
-        BufReader::new(stdout).read_line(&mut line),
-    )
-    .await
-    .expect("listening line in time")
-    .expect("reads stdout");
+    tokio::time::timeout(Duration::from_secs(20), BufReader::new(stdout).read_line(&mut line))
+        .await
+        .expect("listening line in time")
+        .expect("reads stdout");
     let base_url = line
         .trim_end()
         .strip_prefix("listening on ")
@@ -40,10 +37,8 @@ async fn start(args: &[&str]) -> (Child, String) {
 /// Sends SIGTERM to our own child, by its pid.
 fn terminate(child: &Child) {
     let pid = child.id().expect("child running").to_string();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill runs");
+    let status =
+        std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
     assert!(status.success());
 }
 
@@ -71,10 +66,7 @@ async fn the_binary_serves_generated_data_and_exits_cleanly_on_sigterm() {
         &base_url,
         "GET",
         "/v1/compliance/activities?limit=1000&created_at.lt=2026-04-02T00:00:00Z",
-        &[
-            ("x-api-key", "k-scoped"),
-            ("anthropic-version", "2023-06-01"),
-        ],
+        &[("x-api-key", "k-scoped"), ("anthropic-version", "2023-06-01")],
         None,
     )
     .await;
@@ -82,10 +74,7 @@ async fn the_binary_serves_generated_data_and_exits_cleanly_on_sigterm() {
         &base_url,
         "GET",
         "/v1/compliance/activities",
-        &[
-            ("x-api-key", "k-noscope"),
-            ("anthropic-version", "2023-06-01"),
-        ],
+        &[("x-api-key", "k-noscope"), ("anthropic-version", "2023-06-01")],
         None,
     )
     .await;
@@ -93,9 +82,7 @@ async fn the_binary_serves_generated_data_and_exits_cleanly_on_sigterm() {
     assert_eq!(ok.ids().len(), 120);
     assert_eq!(forbidden.status, 403);
     // AND the control endpoints answer
-    let requests = send(&base_url, "GET", "/_sim/requests", &[], None)
-        .await
-        .json();
+    let requests = send(&base_url, "GET", "/_sim/requests", &[], None).await.json();
     assert_eq!(requests.as_array().unwrap().len(), 2);
     // AND SIGTERM ends it with success
     terminate(&child);
@@ -120,11 +107,7 @@ async fn the_binary_and_the_library_agree_for_the_same_seed() {
         "2026-04-02T00:00:00Z",
     ])
     .await;
-    let f = fixture_with(compliance_sim::SimConfig {
-        seed: 5,
-        ..Default::default()
-    })
-    .await;
+    let f = fixture_with(compliance_sim::SimConfig { seed: 5, ..Default::default() }).await;
     f.sim.generate(&compliance_sim::GenerateSpec {
         count: 40,
         from: "2026-04-01T00:00:00Z".parse().unwrap(),
@@ -137,10 +120,7 @@ async fn the_binary_and_the_library_agree_for_the_same_seed() {
         &base_url,
         "GET",
         &format!("/v1/compliance/activities?{query}"),
-        &[
-            ("x-api-key", compliance_sim::DEFAULT_API_KEY),
-            ("anthropic-version", "2023-06-01"),
-        ],
+        &[("x-api-key", compliance_sim::DEFAULT_API_KEY), ("anthropic-version", "2023-06-01")],
         None,
     )
     .await;
@@ -152,25 +132,13 @@ async fn the_binary_and_the_library_agree_for_the_same_seed() {
 
 #[tokio::test]
 async fn help_prints_usage_and_bad_arguments_exit_2() {
-    let help = Command::new(BINARY)
-        .arg("--help")
-        .output()
-        .await
-        .expect("runs");
+    let help = Command::new(BINARY).arg("--help").output().await.expect("runs");
     assert!(help.status.success());
     let usage = String::from_utf8(help.stdout).unwrap();
     assert!(usage.contains("--no-scope-key") && usage.contains("--latency-ms"));
-    let bad = Command::new(BINARY)
-        .args(["--rate-limit", "many"])
-        .output()
-        .await
-        .expect("runs");
+    let bad = Command::new(BINARY).args(["--rate-limit", "many"]).output().await.expect("runs");
     assert_eq!(bad.status.code(), Some(2));
-    assert!(
-        String::from_utf8(bad.stderr)
-            .unwrap()
-            .contains("--rate-limit")
-    );
+    assert!(String::from_utf8(bad.stderr).unwrap().contains("--rate-limit"));
 }
 
 #[tokio::test]
@@ -179,10 +147,7 @@ async fn a_shut_down_sim_server_no_longer_serves() {
     let f = fixture().await;
     let probe = "activity_shutdown_probe";
     f.sim
-        .insert_raw(
-            &format!(r#"{{"id":"{probe}","created_at":"2026-04-01T00:00:00Z"}}"#),
-            false,
-        )
+        .insert_raw(&format!(r#"{{"id":"{probe}","created_at":"2026-04-01T00:00:00Z"}}"#), false)
         .unwrap();
     let Fixture { server, .. } = f;
     let address = server.base_url.trim_start_matches("http://").to_owned();

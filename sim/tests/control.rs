@@ -3,14 +3,8 @@
 use crate::support::*;
 
 async fn post(f: &Fixture, path: &str, body: &str) -> Response {
-    send(
-        &f.server.base_url,
-        "POST",
-        path,
-        &[("content-type", "application/json")],
-        Some(body),
-    )
-    .await
+    send(&f.server.base_url, "POST", path, &[("content-type", "application/json")], Some(body))
+        .await
 }
 
 async fn get(f: &Fixture, path: &str) -> Response {
@@ -60,12 +54,7 @@ async fn control_calls_are_not_api_requests() {
     assert_eq!(log[0]["path"], "/v1/compliance/activities");
     assert_eq!(log[0]["status"], 200);
     assert!(log[0]["request_id"].as_str().unwrap().starts_with("req_"));
-    assert!(
-        log[0]["api_key_id"]
-            .as_str()
-            .unwrap()
-            .starts_with("apikey_")
-    );
+    assert!(log[0]["api_key_id"].as_str().unwrap().starts_with("apikey_"));
 }
 
 #[tokio::test]
@@ -86,24 +75,10 @@ async fn faults_can_be_queued_over_http() {
 #[tokio::test]
 async fn invalid_control_bodies_are_400() {
     let f = fixture().await;
+    assert_eq!(post(&f, "/_sim/faults", r#"[{"status":503,"delay_ms":1}]"#).await.status, 400);
+    assert_eq!(post(&f, "/_sim/generate", r#"{"count":1}"#).await.status, 400);
     assert_eq!(
-        post(&f, "/_sim/faults", r#"[{"status":503,"delay_ms":1}]"#)
-            .await
-            .status,
-        400
-    );
-    assert_eq!(
-        post(&f, "/_sim/generate", r#"{"count":1}"#).await.status,
-        400
-    );
-    assert_eq!(
-        post(
-            &f,
-            "/_sim/insert",
-            r#"{"created_at":"2026-04-01T00:00:00Z"}"#
-        )
-        .await
-        .status,
+        post(&f, "/_sim/insert", r#"{"created_at":"2026-04-01T00:00:00Z"}"#).await.status,
         400
     );
 }

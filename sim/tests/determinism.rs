@@ -7,16 +7,8 @@ use crate::support::*;
 #[tokio::test]
 async fn the_same_seed_serves_the_same_bytes_and_cursors() {
     // GIVEN two simulators with seed 42 and the same calls
-    let a = fixture_with(SimConfig {
-        seed: 42,
-        ..SimConfig::default()
-    })
-    .await;
-    let b = fixture_with(SimConfig {
-        seed: 42,
-        ..SimConfig::default()
-    })
-    .await;
+    let a = fixture_with(SimConfig { seed: 42, ..SimConfig::default() }).await;
+    let b = fixture_with(SimConfig { seed: 42, ..SimConfig::default() }).await;
     for f in [&a, &b] {
         f.sim.generate(&april_spec(300, false));
         f.sim.generate(&april_spec(20, true));
@@ -30,18 +22,9 @@ async fn the_same_seed_serves_the_same_bytes_and_cursors() {
 
 #[test]
 fn a_different_seed_gives_different_data() {
-    let a = Simulator::new(SimConfig {
-        seed: 1,
-        ..SimConfig::default()
-    });
-    let b = Simulator::new(SimConfig {
-        seed: 2,
-        ..SimConfig::default()
-    });
-    assert_ne!(
-        a.generate(&april_spec(10, false)),
-        b.generate(&april_spec(10, false))
-    );
+    let a = Simulator::new(SimConfig { seed: 1, ..SimConfig::default() });
+    let b = Simulator::new(SimConfig { seed: 2, ..SimConfig::default() });
+    assert_ne!(a.generate(&april_spec(10, false)), b.generate(&april_spec(10, false)));
 }
 
 #[tokio::test]
@@ -56,8 +39,5 @@ async fn serving_requests_does_not_change_what_generate_makes_next() {
     }
     // WHEN both generate again
     // THEN they make the same ids
-    assert_eq!(
-        busy.sim.generate(&april_spec(10, false)),
-        idle.generate(&april_spec(10, false))
-    );
+    assert_eq!(busy.sim.generate(&april_spec(10, false)), idle.generate(&april_spec(10, false)));
 }

@@ -8,10 +8,7 @@ use crate::support::*;
 
 fn raw_field(activity: &SimActivity, pointer: &str) -> Option<String> {
     let value: serde_json::Value = serde_json::from_str(&activity.raw).unwrap();
-    value
-        .pointer(pointer)
-        .and_then(|v| v.as_str())
-        .map(str::to_owned)
+    value.pointer(pointer).and_then(|v| v.as_str()).map(str::to_owned)
 }
 
 /// The ids of April activities satisfying `keep`, newest first (the default order).
@@ -43,19 +40,11 @@ async fn seeded() -> Fixture {
 async fn organization_ids_match_the_org_id_and_exclude_organization_less_records() {
     // GIVEN generated data with three organizations and some organization-less records
     let f = seeded().await;
-    let org = f
-        .sim
-        .activities()
-        .iter()
-        .find_map(|a| a.organization_id.clone())
-        .unwrap();
+    let org = f.sim.activities().iter().find_map(|a| a.organization_id.clone()).unwrap();
     // WHEN filtering by one org id
     let got = served(&f, &format!("organization_ids[]={org}")).await;
     // THEN exactly that organization's records are served
-    assert_eq!(
-        got,
-        expected(&f, |a| a.organization_id.as_deref() == Some(org.as_str()))
-    );
+    assert_eq!(got, expected(&f, |a| a.organization_id.as_deref() == Some(org.as_str())));
     assert!(!got.is_empty());
 }
 
@@ -63,20 +52,12 @@ async fn organization_ids_match_the_org_id_and_exclude_organization_less_records
 async fn organization_ids_also_match_the_organization_uuid() {
     // GIVEN an organization's UUID
     let f = seeded().await;
-    let sample = f
-        .sim
-        .activities()
-        .into_iter()
-        .find(|a| a.organization_id.is_some())
-        .unwrap();
+    let sample = f.sim.activities().into_iter().find(|a| a.organization_id.is_some()).unwrap();
     let uuid = raw_field(&sample, "/organization_uuid").unwrap();
     // WHEN filtering by the UUID
     let got = served(&f, &format!("organization_ids[]={uuid}")).await;
     // THEN the same records as by its org id
-    assert_eq!(
-        got,
-        expected(&f, |a| a.organization_id == sample.organization_id)
-    );
+    assert_eq!(got, expected(&f, |a| a.organization_id == sample.organization_id));
 }
 
 #[tokio::test]
@@ -91,31 +72,17 @@ async fn several_organization_ids_are_a_union() {
         .into_iter()
         .take(2)
         .collect();
-    let got = served(
-        &f,
-        &format!(
-            "organization_ids[]={}&organization_ids[]={}",
-            orgs[0], orgs[1]
-        ),
-    )
-    .await;
-    assert_eq!(
-        got,
-        expected(&f, |a| a
-            .organization_id
-            .as_ref()
-            .is_some_and(|o| orgs.contains(o)))
-    );
+    let got =
+        served(&f, &format!("organization_ids[]={}&organization_ids[]={}", orgs[0], orgs[1])).await;
+    assert_eq!(got, expected(&f, |a| a.organization_id.as_ref().is_some_and(|o| orgs.contains(o))));
 }
 
 #[tokio::test]
 async fn activity_types_keep_only_the_named_types() {
     let f = seeded().await;
-    let got = served(
-        &f,
-        "activity_types[]=claude_chat_viewed&activity_types[]=claude_file_uploaded",
-    )
-    .await;
+    let got =
+        served(&f, "activity_types[]=claude_chat_viewed&activity_types[]=claude_file_uploaded")
+            .await;
     assert_eq!(
         got,
         expected(&f, |a| ["claude_chat_viewed", "claude_file_uploaded"]
@@ -128,10 +95,7 @@ async fn activity_types_keep_only_the_named_types() {
 async fn exclude_activity_types_drop_the_named_types() {
     let f = seeded().await;
     let got = served(&f, "exclude_activity_types[]=claude_chat_viewed").await;
-    assert_eq!(
-        got,
-        expected(&f, |a| a.activity_type != "claude_chat_viewed")
-    );
+    assert_eq!(got, expected(&f, |a| a.activity_type != "claude_chat_viewed"));
 }
 
 #[tokio::test]
@@ -146,15 +110,8 @@ async fn percent_encoded_brackets_are_the_same_parameter() {
 async fn actor_ids_and_the_user_ids_alias_match_the_actor_user_id() {
     // GIVEN a user that acts in the data
     let f = seeded().await;
-    let user = f
-        .sim
-        .activities()
-        .iter()
-        .find_map(|a| raw_field(a, "/actor/user_id"))
-        .unwrap();
-    let want = expected(&f, |a| {
-        raw_field(a, "/actor/user_id").as_deref() == Some(user.as_str())
-    });
+    let user = f.sim.activities().iter().find_map(|a| raw_field(a, "/actor/user_id")).unwrap();
+    let want = expected(&f, |a| raw_field(a, "/actor/user_id").as_deref() == Some(user.as_str()));
     // WHEN filtering by actor_ids[] or by user_ids[]
     // THEN both give that user's records
     assert_eq!(served(&f, &format!("actor_ids[]={user}")).await, want);
@@ -166,11 +123,9 @@ async fn actor_ids_and_the_user_ids_alias_match_the_actor_user_id() {
 async fn time_bounds_are_inclusive_or_exclusive_as_named() {
     // GIVEN records at exactly 10:00:00, 10:00:01 and 10:00:02
     let f = fixture().await;
-    for (id, at) in [
-        ("activity_t0", "10:00:00"),
-        ("activity_t1", "10:00:01"),
-        ("activity_t2", "10:00:02"),
-    ] {
+    for (id, at) in
+        [("activity_t0", "10:00:00"), ("activity_t1", "10:00:01"), ("activity_t2", "10:00:02")]
+    {
         f.sim
             .insert_raw(
                 &format!(r#"{{"id":"{id}","created_at":"2026-04-03T{at}Z","type":"x"}}"#),
@@ -185,38 +140,21 @@ async fn time_bounds_are_inclusive_or_exclusive_as_named() {
     };
     // THEN gte and lte include the bound, gt and lt exclude it
     assert_eq!(
-        ids(format!(
-            "created_at.gte={}&created_at.lte={}",
-            at("10:00:01"),
-            at("10:00:02")
-        ))
-        .await,
+        ids(format!("created_at.gte={}&created_at.lte={}", at("10:00:01"), at("10:00:02"))).await,
         ["activity_t1", "activity_t2"]
     );
     assert_eq!(
-        ids(format!(
-            "created_at.gt={}&created_at.lt={}",
-            at("10:00:00"),
-            at("10:00:02")
-        ))
-        .await,
+        ids(format!("created_at.gt={}&created_at.lt={}", at("10:00:00"), at("10:00:02"))).await,
         ["activity_t1"]
     );
     assert_eq!(
-        ids(format!(
-            "created_at.gte={}&created_at.lt={}",
-            at("10:00:00"),
-            at("10:00:01")
-        ))
-        .await,
+        ids(format!("created_at.gte={}&created_at.lt={}", at("10:00:00"), at("10:00:01"))).await,
         ["activity_t0"]
     );
     // AND an offset form of the same instant, percent-encoded, is the same bound
     assert_eq!(
-        ids(
-            "created_at.gte=2026-04-03T12:00:01%2B02:00&created_at.lte=2026-04-03T10:00:01Z"
-                .to_owned()
-        )
+        ids("created_at.gte=2026-04-03T12:00:01%2B02:00&created_at.lte=2026-04-03T10:00:01Z"
+            .to_owned())
         .await,
         ["activity_t1"]
     );
@@ -226,12 +164,7 @@ async fn time_bounds_are_inclusive_or_exclusive_as_named() {
 async fn filters_bounds_and_cursors_apply_together() {
     // GIVEN a type filter, an org filter and a narrow window, paged 3 at a time
     let f = seeded().await;
-    let org = f
-        .sim
-        .activities()
-        .iter()
-        .find_map(|a| a.organization_id.clone())
-        .unwrap();
+    let org = f.sim.activities().iter().find_map(|a| a.organization_id.clone()).unwrap();
     let window = "created_at.gte=2026-04-02T00:00:00Z&created_at.lt=2026-04-06T00:00:00Z";
     let query = format!(
         "limit=3&{window}&organization_ids[]={org}&exclude_activity_types[]=claude_chat_viewed"

@@ -80,11 +80,7 @@ async fn before_id_catches_up_with_records_added_after_the_newest_page() {
     // WHEN asking before the old top
     let caught_up = feed(&f.server, &format!("{APRIL}&before_id={top}")).await;
     // THEN exactly the three new ones come, newest first
-    let newest_first: Vec<String> = visible_april_ids(&f.sim)
-        .into_iter()
-        .rev()
-        .take(3)
-        .collect();
+    let newest_first: Vec<String> = visible_april_ids(&f.sim).into_iter().rev().take(3).collect();
     assert_eq!(caught_up.ids(), newest_first);
     let mut served = caught_up.ids();
     let mut added = newer;
@@ -107,10 +103,7 @@ async fn cursors_are_opaque_and_never_activity_ids() {
         assert!(cursor.starts_with("cur_"));
         assert!(!ids.contains(cursor));
         assert!(!cursor.contains("activity_"));
-        assert!(
-            ids.iter()
-                .all(|id| !cursor.contains(&id["activity_".len()..]))
-        );
+        assert!(ids.iter().all(|id| !cursor.contains(&id["activity_".len()..])));
     }
     assert_ne!(json["first_id"], json["last_id"]);
 }
@@ -129,11 +122,7 @@ async fn a_cursor_stays_a_position_while_records_are_added_around_it() {
     spec.to = april(9, "00:00:00");
     f.sim.generate(&spec);
     // THEN after_id returns exactly the records now after that position
-    let rest = feed(
-        &f.server,
-        &format!("order=asc&limit=100&{APRIL}&after_id={cursor}"),
-    )
-    .await;
+    let rest = feed(&f.server, &format!("order=asc&limit=100&{APRIL}&after_id={cursor}")).await;
     let all = visible_april_ids(&f.sim);
     let last_seen = page.ids().last().unwrap().clone();
     let position = all.iter().position(|id| *id == last_seen).unwrap();
@@ -189,9 +178,6 @@ async fn an_empty_page_has_null_cursors_and_no_more() {
     // WHEN reading it
     let page = feed(&f.server, APRIL).await;
     // THEN the envelope is empty
-    assert_eq!(
-        page.text(),
-        r#"{"data":[],"has_more":false,"first_id":null,"last_id":null}"#
-    );
+    assert_eq!(page.text(), r#"{"data":[],"has_more":false,"first_id":null,"last_id":null}"#);
     assert_eq!(page.header("content-type"), Some("application/json"));
 }

@@ -30,28 +30,32 @@ pub struct EncodedObject {
 }
 
 /// Encodes `activities` (in feed order) into one object per event hour.
-pub fn encode_batch(prefix: &str, activities: &[&Activity]) -> io::Result<Vec<EncodedObject>> {
+pub fn encode_batch(
+    prefix: &str,
+    tag: Option<&str>,
+    activities: &[&Activity],
+) -> io::Result<Vec<EncodedObject>> {
     let mut objects = Vec::new();
     let mut start = 0;
     while start < activities.len() {
         let hour = partition("", activities[start].created_at);
-        let len = activities[start..]
-            .iter()
-            .take_while(|a| partition("", a.created_at) == hour)
-            .count();
-        objects.push(encode_object(prefix, &activities[start..start + len])?);
+        let len =
+            activities[start..].iter().take_while(|a| partition("", a.created_at) == hour).count();
+        objects.push(encode_object(prefix, tag, &activities[start..start + len])?);
         start += len;
     }
     Ok(objects)
 }
 
 /// Encodes one non-empty group of activities of the same hour.
-fn encode_object(prefix: &str, group: &[&Activity]) -> io::Result<EncodedObject> {
+fn encode_object(
+    prefix: &str,
+    tag: Option<&str>,
+    group: &[&Activity],
+) -> io::Result<EncodedObject> {
     let raw_bytes: usize = group.iter().map(|a| a.raw.len() + 1).sum();
-    let mut gz = GzEncoder::new(
-        Vec::with_capacity(raw_bytes / 6 + 64),
-        Compression::new(GZIP_LEVEL),
-    );
+    let mut gz =
+        GzEncoder::new(Vec::with_capacity(raw_bytes / 6 + 64), Compression::new(GZIP_LEVEL));
     for a in group {
         gz.write_all(a.raw.as_bytes())?;
         gz.write_all(b"\n")?;
@@ -62,11 +66,7 @@ fn encode_object(prefix: &str, group: &[&Activity]) -> io::Result<EncodedObject>
         _ => return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty object")),
     };
     Ok(EncodedObject {
-        key: object_key(
-            prefix,
-            first.created_at,
-            group.iter().map(|a| a.id.as_str()),
-        ),
+        key: object_key(prefix, first.created_at, group.iter().map(|a| a.id.as_str()), tag),
         body,
         activities: group.len(),
         first_id: first.id.clone(),
@@ -116,41 +116,25 @@ mod tests {
         ];
         let refs: Vec<&Activity> = a.iter().collect();
         // WHEN encoded
-        let objects = encode_batch("p/", &refs).unwrap();
+        let objects = encode_batch("p/", None, &refs).unwrap();
         // THEN two objects, each gzip NDJSON of the raw records with a trailing newline
         assert_eq!(objects.len(), 2);
-        assert!(
-            objects[0]
-                .key
-                .starts_with("p/year=2026/month=01/day=01/hour=09/")
-        );
-        assert!(
-            objects[1]
-                .key
-                .starts_with("p/year=2026/month=01/day=01/hour=10/")
-        );
+        assert!(objects[0].key.starts_with("p/year=2026/month=01/day=01/hour=09/"));
+        assert!(objects[1].key.starts_with("p/year=2026/month=01/day=01/hour=10/"));
         let mut text = String::new();
-        MultiGzDecoder::new(&objects[1].body[..])
-            .read_to_string(&mut text)
-            .unwrap();
+        MultiGzDecoder::new(&objects[1].body[..]).read_to_string(&mut text).unwrap();
         assert_eq!(text, format!("{}\n{}\n", a[1].raw, a[2].raw));
-        assert_eq!(
-            (objects[1].first_id.as_str(), objects[1].last_id.as_str()),
-            ("a2", "a3")
-        );
+        assert_eq!((objects[1].first_id.as_str(), objects[1].last_id.as_str()), ("a2", "a3"));
         assert_eq!(objects[1].activities, 2);
         let ids = decode_activities(&objects[1].body).unwrap();
         assert_eq!(
             ids,
-            vec![
-                ("a2".to_string(), a[1].created_at),
-                ("a3".to_string(), a[2].created_at)
-            ]
+            vec![("a2".to_string(), a[1].created_at), ("a3".to_string(), a[2].created_at)]
         );
     }
 
     #[test]
     fn an_empty_batch_makes_no_object() {
-        assert!(encode_batch("p/", &[]).unwrap().is_empty());
+        assert!(encode_batch("p/", None, &[]).unwrap().is_empty());
     }
 }

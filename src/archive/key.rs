@@ -23,11 +23,13 @@ pub fn partition(prefix: &str, created_at: Timestamp) -> String {
     )
 }
 
-/// The key of an object holding `ids` (in order), whose first activity was created at `first`.
+/// The key of an object holding `ids` (in order), whose first activity was created at `first`;
+/// `tag` starts the name of objects that must not meet the originals (a redelivery).
 pub fn object_key<'a>(
     prefix: &str,
     first: Timestamp,
     ids: impl IntoIterator<Item = &'a str>,
+    tag: Option<&str>,
 ) -> String {
     let mut hasher = Sha256::new();
     for id in ids {
@@ -36,13 +38,11 @@ pub fn object_key<'a>(
     }
     let digest = hasher.finalize();
     let mut key = partition(prefix, first);
-    let _ = write!(
-        key,
-        "{}_",
-        first
-            .to_zoned_datetime(TimeZone::UTC)
-            .strftime("%Y%m%dT%H%M%SZ")
-    );
+    if let Some(tag) = tag {
+        key.push_str(tag);
+        key.push('_');
+    }
+    let _ = write!(key, "{}_", first.to_zoned_datetime(TimeZone::UTC).strftime("%Y%m%dT%H%M%SZ"));
     for byte in &digest[..8] {
         let _ = write!(key, "{byte:02x}");
     }
@@ -57,7 +57,7 @@ mod tests {
     #[test]
     fn keys_are_hive_partitioned_by_event_hour() {
         let t: Timestamp = "2026-03-07T09:41:05.123Z".parse().unwrap();
-        let key = object_key("anthropic/activity/", t, ["activity_a", "activity_b"]);
+        let key = object_key("anthropic/activity/", t, ["activity_a", "activity_b"], None);
         assert!(
             key.starts_with(
                 "anthropic/activity/year=2026/month=03/day=07/hour=09/20260307T094105Z_"
@@ -74,9 +74,13 @@ mod tests {
     #[test]
     fn the_same_ids_give_the_same_key_and_others_do_not() {
         let t: Timestamp = "2026-03-07T09:41:05Z".parse().unwrap();
-        let a = object_key("p/", t, ["x", "y"]);
-        assert_eq!(a, object_key("p/", t, ["x", "y"]));
-        assert_ne!(a, object_key("p/", t, ["x", "y", "z"]));
-        assert_ne!(a, object_key("p/", t, ["xy"]));
+        let a = object_key("p/", t, ["x", "y"], None);
+        assert_eq!(a, object_key("p/", t, ["x", "y"], None));
+        assert!(
+            object_key("p/", t, ["x", "y"], Some("redelivery-1a2b"))
+                .contains("/redelivery-1a2b_2026")
+        );
+        assert_ne!(a, object_key("p/", t, ["x", "y", "z"], None));
+        assert_ne!(a, object_key("p/", t, ["xy"], None));
     }
 }

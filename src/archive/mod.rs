@@ -6,6 +6,7 @@
 
 pub mod encode;
 pub mod key;
+pub mod manifest;
 pub mod s3;
 
 use std::future::Future;
@@ -27,6 +28,13 @@ pub trait ObjectSink: Send + Sync {
     fn put_new(
         &self,
         object: &EncodedObject,
+    ) -> impl Future<Output = Result<PutOutcome, SinkError>> + Send;
+    /// Writes a non-activity object (a manifest, a marker) under a `_` segment, unless present.
+    fn put_marker(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &'static str,
     ) -> impl Future<Output = Result<PutOutcome, SinkError>> + Send;
     /// Reads an object back; `None` when it does not exist.
     fn get(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, SinkError>> + Send;
@@ -64,6 +72,8 @@ pub mod memory {
     #[derive(Default)]
     pub struct MemorySink {
         pub objects: Mutex<BTreeMap<String, Vec<u8>>>,
+        /// Manifests and markers, apart from the activity objects.
+        pub markers: Mutex<BTreeMap<String, Vec<u8>>>,
         /// Fail every put after this many successful ones (a crash after N writes).
         pub fail_after_puts: Mutex<Option<usize>>,
         pub missing_bucket: bool,
@@ -85,9 +95,7 @@ pub mod memory {
     impl ObjectSink for MemorySink {
         async fn probe(&self) -> Result<(), SinkError> {
             if self.missing_bucket {
-                return Err(SinkError::BucketNotFound {
-                    bucket: "memory".into(),
-                });
+                return Err(SinkError::BucketNotFound { bucket: "memory".into() });
             }
             Ok(())
         }
@@ -108,6 +116,19 @@ pub mod memory {
                 return Ok(PutOutcome::AlreadyPresent);
             }
             objects.insert(object.key.clone(), object.body.clone());
+            Ok(PutOutcome::Created)
+        }
+        async fn put_marker(
+            &self,
+            key: &str,
+            body: Vec<u8>,
+            _: &'static str,
+        ) -> Result<PutOutcome, SinkError> {
+            let mut markers = self.markers.lock().unwrap();
+            if markers.contains_key(key) {
+                return Ok(PutOutcome::AlreadyPresent);
+            }
+            markers.insert(key.to_owned(), body);
             Ok(PutOutcome::Created)
         }
         async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, SinkError> {

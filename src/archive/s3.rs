@@ -21,11 +21,7 @@ pub struct S3Sink {
 
 impl S3Sink {
     pub fn new(client: Client, bucket: impl Into<String>, prefix: impl Into<String>) -> S3Sink {
-        S3Sink {
-            client,
-            bucket: bucket.into(),
-            prefix: prefix.into(),
-        }
+        S3Sink { client, bucket: bucket.into(), prefix: prefix.into() }
     }
 
     fn classify<E, R>(&self, key: &str, e: SdkError<E, R>) -> SinkError
@@ -39,16 +35,10 @@ impl S3Sink {
             Some("NoSuchBucket") => SinkError::BucketNotFound { bucket },
             Some("AccessDenied")
             | Some("AllAccessDisabled")
-            | Some("KMS.AccessDeniedException") => SinkError::AccessDenied {
-                bucket,
-                key,
-                source: Box::new(e),
-            },
-            _ => SinkError::Unavailable {
-                bucket,
-                key,
-                source: Box::new(e),
-            },
+            | Some("KMS.AccessDeniedException") => {
+                SinkError::AccessDenied { bucket, key, source: Box::new(e) }
+            }
+            _ => SinkError::Unavailable { bucket, key, source: Box::new(e) },
         }
     }
 }
@@ -67,17 +57,50 @@ impl HttpStatus for aws_sdk_s3::config::http::HttpResponse {
     }
 }
 
+impl S3Sink {
+    /// `PutObject` with `If-None-Match: *`: 412 means present; a 409 race is retried.
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        body: &[u8],
+        content_type: &str,
+        metadata: &[(&str, String)],
+    ) -> Result<PutOutcome, SinkError> {
+        const CONFLICT_RETRIES: u32 = 3;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut request = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .if_none_match("*")
+                .content_type(content_type)
+                .body(ByteStream::from(body.to_vec()));
+            for (name, value) in metadata {
+                request = request.metadata(*name, value);
+            }
+            match request.send().await {
+                Ok(_) => return Ok(PutOutcome::Created),
+                Err(e) if status(&e) == Some(412) || e.code() == Some("PreconditionFailed") => {
+                    return Ok(PutOutcome::AlreadyPresent);
+                }
+                Err(e) if status(&e) == Some(409) && attempt <= CONFLICT_RETRIES => {
+                    tracing::warn!(key, attempt, "conditional write conflict; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(attempt)))
+                        .await;
+                }
+                Err(e) => return Err(self.classify(key, e)),
+            }
+        }
+    }
+}
+
 impl ObjectSink for S3Sink {
     async fn probe(&self) -> Result<(), SinkError> {
         let key = format!("{}{PROBE_KEY}", self.prefix);
-        match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(&key)
-            .send()
-            .await
-        {
+        match self.client.get_object().bucket(&self.bucket).key(&key).send().await {
             Ok(_) => Ok(()),
             Err(e) => match self.classify(&key, e) {
                 // The bucket exists: a missing or forbidden probe key says nothing more.
@@ -88,58 +111,32 @@ impl ObjectSink for S3Sink {
     }
 
     async fn put_new(&self, object: &EncodedObject) -> Result<PutOutcome, SinkError> {
-        const CONFLICT_RETRIES: u32 = 3;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let result = self
-                .client
-                .put_object()
-                .bucket(&self.bucket)
-                .key(&object.key)
-                .if_none_match("*")
-                // No Content-Encoding: readers would unzip in transit and then fail on `.gz`.
-                .content_type("application/gzip")
-                .metadata("activity-count", object.activities.to_string())
-                .metadata("first-activity-id", &object.first_id)
-                .metadata("last-activity-id", &object.last_id)
-                .body(ByteStream::from(object.body.clone()))
-                .send()
-                .await;
-            match result {
-                Ok(_) => return Ok(PutOutcome::Created),
-                Err(e) if status(&e) == Some(412) || e.code() == Some("PreconditionFailed") => {
-                    return Ok(PutOutcome::AlreadyPresent);
-                }
-                Err(e) if status(&e) == Some(409) && attempt <= CONFLICT_RETRIES => {
-                    tracing::warn!(key = %object.key, attempt, "conditional write conflict; retrying");
-                    tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(attempt)))
-                        .await;
-                }
-                Err(e) => return Err(self.classify(&object.key, e)),
-            }
-        }
+        let metadata = [
+            ("activity-count", object.activities.to_string()),
+            ("first-activity-id", object.first_id.clone()),
+            ("last-activity-id", object.last_id.clone()),
+        ];
+        // No Content-Encoding: readers would unzip in transit and then fail on `.gz`.
+        self.put_if_absent(&object.key, &object.body, "application/gzip", &metadata).await
+    }
+
+    async fn put_marker(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &'static str,
+    ) -> Result<PutOutcome, SinkError> {
+        self.put_if_absent(key, &body, content_type, &[]).await
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, SinkError> {
-        match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
+        match self.client.get_object().bucket(&self.bucket).key(key).send().await {
             Ok(out) => {
-                let bytes = out
-                    .body
-                    .collect()
-                    .await
-                    .map_err(|e| SinkError::Unavailable {
-                        bucket: self.bucket.clone(),
-                        key: key.to_owned(),
-                        source: Box::new(e),
-                    })?;
+                let bytes = out.body.collect().await.map_err(|e| SinkError::Unavailable {
+                    bucket: self.bucket.clone(),
+                    key: key.to_owned(),
+                    source: Box::new(e),
+                })?;
                 Ok(Some(bytes.into_bytes().to_vec()))
             }
             Err(e) if e.code() == Some("NoSuchKey") => Ok(None),

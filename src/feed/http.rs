@@ -93,10 +93,7 @@ impl<C: Clock> HttpClient<C> {
         let wait = {
             let mut last = self.last_request.lock().unwrap_or_else(|e| e.into_inner());
             let next = last
-                .and_then(|t| {
-                    t.checked_add(SignedDuration::try_from(self.min_interval).ok()?)
-                        .ok()
-                })
+                .and_then(|t| t.checked_add(SignedDuration::try_from(self.min_interval).ok()?).ok())
                 .unwrap_or(now);
             let wait = Duration::try_from(next.duration_since(now)).unwrap_or(Duration::ZERO);
             if wait + MIN_REQUEST_TIME > deadline.remaining(now) {
@@ -123,9 +120,28 @@ impl<C: Clock> ActivityFeed for HttpFeed<'_, C> {
         &self,
         query: &PageQuery,
         deadline: Deadline,
-    ) -> Result<(Page, RequestStats), FeedError> {
-        let client = self.client;
+    ) -> (Result<Page, FeedError>, RequestStats) {
         let mut stats = RequestStats::default();
+        let result = self.fetch_counting(query, deadline, &mut stats).await;
+        (result, stats)
+    }
+}
+
+impl<C: Clock> HttpFeed<'_, C> {
+    /// An authenticated call the API records as a `compliance_api_accessed` activity.
+    fn record_call(&self, stats: &mut RequestStats, request_id: Option<&str>) {
+        if let Some(id) = request_id {
+            stats.responses.push((id.to_owned(), self.client.clock.now()));
+        }
+    }
+
+    async fn fetch_counting(
+        &self,
+        query: &PageQuery,
+        deadline: Deadline,
+        stats: &mut RequestStats,
+    ) -> Result<Page, FeedError> {
+        let client = self.client;
         let mut attempt = 0u32;
         loop {
             attempt += 1;
@@ -133,28 +149,17 @@ impl<C: Clock> ActivityFeed for HttpFeed<'_, C> {
                 return Err(if attempt == 1 {
                     FeedError::DeadlineReached
                 } else {
-                    FeedError::Unavailable {
-                        attempts: attempt - 1,
-                        last: "deadline".into(),
-                    }
+                    FeedError::Unavailable { attempts: attempt - 1, last: "deadline".into() }
                 });
             }
-            let limit = query
-                .limit
-                .min(client.page_limit_cap.load(Ordering::Relaxed));
+            let limit = query.limit.min(client.page_limit_cap.load(Ordering::Relaxed));
             let mut url = client.endpoint.clone();
-            url.set_query(Some(&query_string(&PageQuery {
-                limit,
-                ..query.clone()
-            })));
+            url.set_query(Some(&query_string(&PageQuery { limit, ..query.clone() })));
             let timeout = REQUEST_TIMEOUT.min(deadline.remaining(client.clock.now()));
             stats.requests += 1;
             let (failure, response, last) = match self.attempt(&url, timeout).await {
-                Ok(Attempt::Page {
-                    page,
-                    request_id,
-                    remaining,
-                }) => {
+                Ok(Attempt::Page { page, request_id, remaining }) => {
+                    self.record_call(stats, request_id.as_deref());
                     stats.request_id = request_id;
                     stats.rate_limit_remaining = remaining.or(stats.rate_limit_remaining);
                     tracing::info!(
@@ -164,9 +169,10 @@ impl<C: Clock> ActivityFeed for HttpFeed<'_, C> {
                         attempt,
                         "page fetched"
                     );
-                    return Ok((page, stats));
+                    return Ok(page);
                 }
                 Ok(Attempt::Invalid { request_id, source }) => {
+                    self.record_call(stats, request_id.as_deref());
                     tracing::error!(
                         request_id = request_id.as_deref().unwrap_or("-"),
                         error = %source,
@@ -175,8 +181,15 @@ impl<C: Clock> ActivityFeed for HttpFeed<'_, C> {
                     return Err(FeedError::InvalidPage { request_id, source });
                 }
                 Ok(Attempt::Status(response)) => {
+                    if response.status != 401 {
+                        self.record_call(stats, response.request_id.as_deref());
+                    }
                     stats.rate_limit_remaining = response.remaining.or(stats.rate_limit_remaining);
-                    stats.throttled += u32::from(response.status == 429);
+                    match response.status {
+                        429 => stats.throttled += 1,
+                        400..=499 => stats.client_errors += 1,
+                        _ => stats.server_errors += 1,
+                    }
                     tracing::warn!(
                         request_id = response.request_id.as_deref().unwrap_or("-"),
                         status = response.status,
@@ -187,9 +200,7 @@ impl<C: Clock> ActivityFeed for HttpFeed<'_, C> {
                     if response.status == 400 && limit > LEGACY_PAGE_LIMIT {
                         // Maybe a server that caps pages at 1000: ask again with that, once.
                         tracing::warn!(limit, "400 for a large page; retrying with limit 1000");
-                        client
-                            .page_limit_cap
-                            .store(LEGACY_PAGE_LIMIT, Ordering::Relaxed);
+                        client.page_limit_cap.store(LEGACY_PAGE_LIMIT, Ordering::Relaxed);
                         continue;
                     }
                     let failure = Failure::Status {
@@ -201,6 +212,7 @@ impl<C: Clock> ActivityFeed for HttpFeed<'_, C> {
                     (failure, Some(response), last)
                 }
                 Err(e) => {
+                    stats.transport_errors += 1;
                     let last = error_chain(&e);
                     tracing::warn!(error = %last, attempt, "request failed in transport");
                     (Failure::Transport, None, last)
@@ -210,23 +222,17 @@ impl<C: Clock> ActivityFeed for HttpFeed<'_, C> {
                 Decision::GiveUp => {
                     return Err(match response {
                         Some(r) => r.into_error(attempt),
-                        None => FeedError::Unavailable {
-                            attempts: attempt,
-                            last,
-                        },
+                        None => FeedError::Unavailable { attempts: attempt, last },
                     });
                 }
                 Decision::Retry(wait)
                     if wait + MIN_REQUEST_TIME > deadline.remaining(client.clock.now()) =>
                 {
                     return Err(match response {
-                        Some(r) if r.status == 429 => FeedError::RateLimited {
-                            retry_after: r.retry_after,
-                        },
-                        _ => FeedError::Unavailable {
-                            attempts: attempt,
-                            last,
-                        },
+                        Some(r) if r.status == 429 => {
+                            FeedError::RateLimited { retry_after: r.retry_after }
+                        }
+                        _ => FeedError::Unavailable { attempts: attempt, last },
                     });
                 }
                 Decision::Retry(wait) => client.clock.sleep(wait).await,
@@ -236,15 +242,8 @@ impl<C: Clock> ActivityFeed for HttpFeed<'_, C> {
 }
 
 enum Attempt {
-    Page {
-        page: Page,
-        request_id: Option<String>,
-        remaining: Option<u32>,
-    },
-    Invalid {
-        request_id: Option<String>,
-        source: super::PageError,
-    },
+    Page { page: Page, request_id: Option<String>, remaining: Option<u32> },
+    Invalid { request_id: Option<String>, source: super::PageError },
     Status(ErrorResponse),
 }
 
@@ -260,30 +259,11 @@ struct ErrorResponse {
 
 impl ErrorResponse {
     fn into_error(self, attempts: u32) -> FeedError {
-        let ErrorResponse {
-            status,
-            error_type,
-            message,
-            request_id,
-            ..
-        } = self;
+        let ErrorResponse { status, error_type, message, request_id, .. } = self;
         match status {
-            401 => FeedError::Unauthorized {
-                error_type,
-                message,
-                request_id,
-            },
-            403 => FeedError::Forbidden {
-                error_type,
-                message,
-                request_id,
-            },
-            400..=499 => FeedError::Rejected {
-                status,
-                error_type,
-                message,
-                request_id,
-            },
+            401 => FeedError::Unauthorized { error_type, message, request_id },
+            403 => FeedError::Forbidden { error_type, message, request_id },
+            400..=499 => FeedError::Rejected { status, error_type, message, request_id },
             _ => FeedError::Unavailable {
                 attempts,
                 last: format!("{status} {error_type}: {message} (request-id {request_id:?})"),
@@ -312,11 +292,7 @@ impl<C: Clock> HttpFeed<'_, C> {
         let body = response.bytes().await?;
         if status.is_success() {
             return Ok(match Page::parse(&body) {
-                Ok(page) => Attempt::Page {
-                    page,
-                    request_id,
-                    remaining,
-                },
+                Ok(page) => Attempt::Page { page, request_id, remaining },
                 Err(source) => Attempt::Invalid { request_id, source },
             });
         }

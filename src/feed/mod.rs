@@ -42,16 +42,38 @@ pub struct RequestStats {
     pub request_id: Option<String>,
     /// `anthropic-ratelimit-requests-remaining` of the last response, when sent.
     pub rate_limit_remaining: Option<u32>,
+    /// Failed responses by class (429s are counted in `throttled`).
+    pub server_errors: u32,
+    pub client_errors: u32,
+    pub transport_errors: u32,
+    /// The `request-id` and time of every authenticated response: each is recorded by the API as
+    /// a `compliance_api_accessed` activity (the canary).
+    pub responses: Vec<(String, Timestamp)>,
+}
+
+impl RequestStats {
+    /// Adds another fetch's counts; the last request id and rate-limit reading win.
+    pub fn absorb(&mut self, other: RequestStats) {
+        self.requests += other.requests;
+        self.throttled += other.throttled;
+        self.server_errors += other.server_errors;
+        self.client_errors += other.client_errors;
+        self.transport_errors += other.transport_errors;
+        self.request_id = other.request_id.or(self.request_id.take());
+        self.rate_limit_remaining = other.rate_limit_remaining.or(self.rate_limit_remaining);
+        self.responses.extend(other.responses);
+    }
 }
 
 /// The port the sync core fetches through.
 pub trait ActivityFeed: Send + Sync {
-    /// Fetches one page, retrying transient failures for as long as `deadline` allows.
+    /// Fetches one page, retrying transient failures for as long as `deadline` allows. The stats
+    /// count every request made, whether the page came or not.
     fn fetch(
         &self,
         query: &PageQuery,
         deadline: Deadline,
-    ) -> impl Future<Output = Result<(Page, RequestStats), FeedError>> + Send;
+    ) -> impl Future<Output = (Result<Page, FeedError>, RequestStats)> + Send;
 }
 
 /// A failed fetch, by what the operator or the run should do about it.
@@ -61,30 +83,17 @@ pub enum FeedError {
     #[error(
         "the Compliance API rejected the API key (401 {error_type}, request-id {request_id:?}): {message}"
     )]
-    Unauthorized {
-        error_type: String,
-        message: String,
-        request_id: Option<String>,
-    },
+    Unauthorized { error_type: String, message: String, request_id: Option<String> },
     /// 403: a valid key without `read:compliance_activities`.
     #[error(
         "the API key lacks the read:compliance_activities scope (403 {error_type}, request-id {request_id:?}): {message}"
     )]
-    Forbidden {
-        error_type: String,
-        message: String,
-        request_id: Option<String>,
-    },
+    Forbidden { error_type: String, message: String, request_id: Option<String> },
     /// 400 or 404: the request itself is wrong; retrying cannot help.
     #[error(
         "the Compliance API refused the request ({status} {error_type}, request-id {request_id:?}): {message}"
     )]
-    Rejected {
-        status: u16,
-        error_type: String,
-        message: String,
-        request_id: Option<String>,
-    },
+    Rejected { status: u16, error_type: String, message: String, request_id: Option<String> },
     /// 429 that could not be waited out before the deadline: stop and resume next run.
     #[error(
         "rate limited by the Compliance API; retry-after {retry_after:?} does not fit before the deadline"

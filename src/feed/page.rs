@@ -71,36 +71,20 @@ impl Page {
                 raw: text.to_owned(),
                 source,
             })?;
-            let created_at =
-                head.created_at
-                    .parse::<Timestamp>()
-                    .map_err(|_| PageError::Timestamp {
-                        id: head.id.clone(),
-                        created_at: head.created_at.clone(),
-                    })?;
-            activities.push(Activity {
-                id: head.id,
-                created_at,
-                raw: one_line(text),
-            });
+            let created_at = head.created_at.parse::<Timestamp>().map_err(|_| {
+                PageError::Timestamp { id: head.id.clone(), created_at: head.created_at.clone() }
+            })?;
+            activities.push(Activity { id: head.id, created_at, raw: one_line(text) });
         }
         if envelope.has_more && envelope.last_id.is_none() {
             return Err(PageError::NoCursor);
         }
-        Ok(Page {
-            activities,
-            has_more: envelope.has_more,
-            last_id: envelope.last_id,
-        })
+        Ok(Page { activities, has_more: envelope.has_more, last_id: envelope.last_id })
     }
 }
 
 fn one_line(text: &str) -> Box<str> {
-    if text.contains(['\n', '\r']) {
-        text.replace(['\n', '\r'], " ").into()
-    } else {
-        text.into()
-    }
+    if text.contains(['\n', '\r']) { text.replace(['\n', '\r'], " ").into() } else { text.into() }
 }
 
 #[cfg(test)]
@@ -117,10 +101,7 @@ mod tests {
         // THEN the raw text is exactly the served object
         assert_eq!(&*page.activities[0].raw, rec);
         assert_eq!(page.activities[0].id, "activity_1");
-        assert_eq!(
-            page.activities[0].created_at.to_string(),
-            "2026-04-10T08:09:10.123456Z"
-        );
+        assert_eq!(page.activities[0].created_at.to_string(), "2026-04-10T08:09:10.123456Z");
         assert_eq!(page.last_id.as_deref(), Some("c2"));
     }
 
@@ -145,26 +126,17 @@ mod tests {
     #[test]
     fn a_bad_timestamp_fails_the_page() {
         let body = r#"{"data":[{"id":"a","created_at":"yesterday"}],"has_more":false}"#;
-        assert!(matches!(
-            Page::parse(body.as_bytes()),
-            Err(PageError::Timestamp { .. })
-        ));
+        assert!(matches!(Page::parse(body.as_bytes()), Err(PageError::Timestamp { .. })));
     }
 
     #[test]
     fn has_more_without_cursor_is_an_error() {
         let body = r#"{"data":[],"has_more":true,"first_id":null,"last_id":null}"#;
-        assert!(matches!(
-            Page::parse(body.as_bytes()),
-            Err(PageError::NoCursor)
-        ));
+        assert!(matches!(Page::parse(body.as_bytes()), Err(PageError::NoCursor)));
     }
 
     #[test]
     fn malformed_json_is_an_envelope_error() {
-        assert!(matches!(
-            Page::parse(b"{\"data\":[{"),
-            Err(PageError::Envelope(_))
-        ));
+        assert!(matches!(Page::parse(b"{\"data\":[{"), Err(PageError::Envelope(_))));
     }
 }

@@ -57,10 +57,7 @@ mod tests {
             from: "2026-04-01T00:00:00Z".parse().unwrap(),
             to: "2026-04-01T00:15:00.5Z".parse().unwrap(),
             after: Some("cur_a+b/c=".into()),
-            organization_ids: vec![
-                "org_1".into(),
-                "5b236db4-3fb4-4bf3-a560-b5e266038a15".into(),
-            ],
+            organization_ids: vec!["org_1".into(), "5b236db4-3fb4-4bf3-a560-b5e266038a15".into()],
             limit: 5000,
         };
         // THEN the query is exactly what the docs show

@@ -39,16 +39,12 @@ pub struct Backoff {
 }
 
 impl Backoff {
-    pub const DOCUMENTED: Backoff = Backoff {
-        initial: Duration::from_secs(1),
-        max: Duration::from_secs(60),
-    };
+    pub const DOCUMENTED: Backoff =
+        Backoff { initial: Duration::from_secs(1), max: Duration::from_secs(60) };
 
     /// The ceiling for retry number `attempt` (1-based): initial × 2^(attempt−1), capped.
     pub fn ceiling(&self, attempt: u32) -> Duration {
-        let factor = 1u32
-            .checked_shl(attempt.saturating_sub(1).min(16))
-            .unwrap_or(u32::MAX);
+        let factor = 1u32.checked_shl(attempt.saturating_sub(1).min(16)).unwrap_or(u32::MAX);
         self.initial.saturating_mul(factor).min(self.max)
     }
 }
@@ -61,11 +57,7 @@ pub fn decide(failure: Failure, attempt: u32, backoff: Backoff, jitter: f64) -> 
     };
     match failure {
         Failure::Transport => backed_off(),
-        Failure::Status {
-            status,
-            retry_after,
-            should_retry,
-        } => match status {
+        Failure::Status { status, retry_after, should_retry } => match status {
             429 => match retry_after {
                 Some(wait) => Decision::Retry(wait.max(backoff.initial.min(wait))),
                 None => backed_off(),
@@ -84,21 +76,13 @@ mod tests {
     use super::*;
 
     fn status(status: u16) -> Failure {
-        Failure::Status {
-            status,
-            retry_after: None,
-            should_retry: None,
-        }
+        Failure::Status { status, retry_after: None, should_retry: None }
     }
 
     #[test]
     fn client_errors_are_never_retried() {
         for s in [400, 401, 403, 404] {
-            assert_eq!(
-                decide(status(s), 1, Backoff::DOCUMENTED, 0.5),
-                Decision::GiveUp,
-                "{s}"
-            );
+            assert_eq!(decide(status(s), 1, Backoff::DOCUMENTED, 0.5), Decision::GiveUp, "{s}");
         }
     }
 
@@ -109,10 +93,7 @@ mod tests {
             retry_after: Some(Duration::from_secs(7)),
             should_retry: None,
         };
-        assert_eq!(
-            decide(f, 1, Backoff::DOCUMENTED, 0.9),
-            Decision::Retry(Duration::from_secs(7))
-        );
+        assert_eq!(decide(f, 1, Backoff::DOCUMENTED, 0.9), Decision::Retry(Duration::from_secs(7)));
     }
 
     #[test]
@@ -138,11 +119,7 @@ mod tests {
 
     #[test]
     fn x_should_retry_false_stops_a_500() {
-        let f = Failure::Status {
-            status: 500,
-            retry_after: None,
-            should_retry: Some(false),
-        };
+        let f = Failure::Status { status: 500, retry_after: None, should_retry: Some(false) };
         assert_eq!(decide(f, 1, Backoff::DOCUMENTED, 0.5), Decision::GiveUp);
     }
 

@@ -83,10 +83,9 @@ pub enum SecretError {
 pub fn parse_secret(secret: &str) -> Result<ApiKey, SecretError> {
     let trimmed = secret.trim();
     let key = if trimmed.starts_with('{') {
-        let value: serde_json::Value =
-            serde_json::from_str(trimmed).map_err(|_| SecretError::Malformed {
-                reason: "starts with '{' but is not valid JSON",
-            })?;
+        let value: serde_json::Value = serde_json::from_str(trimmed).map_err(|_| {
+            SecretError::Malformed { reason: "starts with '{' but is not valid JSON" }
+        })?;
         match value.get("api_key").and_then(serde_json::Value::as_str) {
             Some(k) => k.trim().to_owned(),
             None => {
@@ -164,14 +163,9 @@ mod tests {
 
     #[test]
     fn plain_and_json_secrets_give_the_key() {
+        assert_eq!(parse_secret(" sk-ant-api01-abc\n").unwrap().header_value(), "sk-ant-api01-abc");
         assert_eq!(
-            parse_secret(" sk-ant-api01-abc\n").unwrap().header_value(),
-            "sk-ant-api01-abc"
-        );
-        assert_eq!(
-            parse_secret(r#"{"api_key":"sk-ant-admin01-x","note":"n"}"#)
-                .unwrap()
-                .header_value(),
+            parse_secret(r#"{"api_key":"sk-ant-admin01-x","note":"n"}"#).unwrap().header_value(),
             "sk-ant-admin01-x"
         );
     }
@@ -179,10 +173,7 @@ mod tests {
     #[test]
     fn unusable_secrets_are_named_without_their_value() {
         assert!(matches!(parse_secret("  "), Err(SecretError::Empty)));
-        assert!(matches!(
-            parse_secret(PLACEHOLDER),
-            Err(SecretError::Placeholder)
-        ));
+        assert!(matches!(parse_secret(PLACEHOLDER), Err(SecretError::Placeholder)));
         let e = parse_secret(r#"{"key":"sk-ant-secret-value"}"#).unwrap_err();
         assert_eq!(
             e.to_string(),
@@ -208,22 +199,13 @@ mod tests {
         let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         // WHEN read at t0, t0+4m59s and t0+5m
         cache.get(&source, t0).await.unwrap();
-        cache
-            .get(&source, t0 + SignedDuration::from_secs(299))
-            .await
-            .unwrap();
+        cache.get(&source, t0 + SignedDuration::from_secs(299)).await.unwrap();
         assert_eq!(source.0.load(Ordering::SeqCst), 1);
-        cache
-            .get(&source, t0 + SignedDuration::from_secs(300))
-            .await
-            .unwrap();
+        cache.get(&source, t0 + SignedDuration::from_secs(300)).await.unwrap();
         // THEN the secret was read twice
         assert_eq!(source.0.load(Ordering::SeqCst), 2);
         cache.invalidate();
-        cache
-            .get(&source, t0 + SignedDuration::from_secs(301))
-            .await
-            .unwrap();
+        cache.get(&source, t0 + SignedDuration::from_secs(301)).await.unwrap();
         assert_eq!(source.0.load(Ordering::SeqCst), 3);
     }
 }

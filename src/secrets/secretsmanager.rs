@@ -12,31 +12,18 @@ pub struct SecretsManagerSource {
 
 impl SecretsManagerSource {
     pub fn new(client: Client, secret_id: impl Into<String>) -> SecretsManagerSource {
-        SecretsManagerSource {
-            client,
-            secret_id: secret_id.into(),
-        }
+        SecretsManagerSource { client, secret_id: secret_id.into() }
     }
 }
 
 impl SecretSource for SecretsManagerSource {
     async fn secret_string(&self) -> Result<String, SecretError> {
         let secret_id = self.secret_id.clone();
-        let out = self
-            .client
-            .get_secret_value()
-            .secret_id(&self.secret_id)
-            .send()
-            .await
-            .map_err(|e| {
+        let out = self.client.get_secret_value().secret_id(&self.secret_id).send().await.map_err(
+            |e| {
                 let service = e.as_service_error();
-                if matches!(
-                    service,
-                    Some(GetSecretValueError::ResourceNotFoundException(_))
-                ) {
-                    return SecretError::NotFound {
-                        secret_id: secret_id.clone(),
-                    };
+                if matches!(service, Some(GetSecretValueError::ResourceNotFoundException(_))) {
+                    return SecretError::NotFound { secret_id: secret_id.clone() };
                 }
                 let code =
                     service.and_then(aws_sdk_secretsmanager::error::ProvideErrorMetadata::code);
@@ -48,11 +35,9 @@ impl SecretSource for SecretsManagerSource {
                         source: Box::new(e),
                     };
                 }
-                SecretError::Unavailable {
-                    secret_id: secret_id.clone(),
-                    source: Box::new(e),
-                }
-            })?;
+                SecretError::Unavailable { secret_id: secret_id.clone(), source: Box::new(e) }
+            },
+        )?;
         out.secret_string.ok_or(SecretError::NoString)
     }
 }

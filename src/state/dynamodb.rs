@@ -38,9 +38,8 @@ const FORMAT: &str = "1";
 pub struct DynamoStore {
     client: Client,
     table: String,
-    pk: String,
-    /// The chunk generation last loaded or committed, to reuse it or delete it.
-    chunks: Mutex<Option<Chunks>>,
+    /// Per stream, the chunk generation last loaded or committed, to reuse it or delete it.
+    chunks: Mutex<HashMap<String, Chunks>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,28 +50,20 @@ struct Chunks {
 }
 
 impl DynamoStore {
-    pub fn new(client: Client, table: impl Into<String>, pk: impl Into<String>) -> DynamoStore {
-        DynamoStore {
-            client,
-            table: table.into(),
-            pk: pk.into(),
-            chunks: Mutex::new(None),
-        }
+    pub fn new(client: Client, table: impl Into<String>) -> DynamoStore {
+        DynamoStore { client, table: table.into(), chunks: Mutex::new(HashMap::new()) }
     }
 
-    fn chunk_pk(&self, generation: u64, index: usize) -> String {
-        format!("{}#seen#{generation}#{index}", self.pk)
+    fn remembered(&self, stream: &str) -> Option<Chunks> {
+        self.chunks.lock().unwrap_or_else(|e| e.into_inner()).get(stream).cloned()
     }
 
-    fn remembered(&self) -> Option<Chunks> {
-        self.chunks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    fn remember(&self, chunks: Option<Chunks>) {
-        *self.chunks.lock().unwrap_or_else(|e| e.into_inner()) = chunks;
+    fn remember(&self, stream: &str, chunks: Option<Chunks>) {
+        let mut all = self.chunks.lock().unwrap_or_else(|e| e.into_inner());
+        match chunks {
+            Some(c) => all.insert(stream.to_owned(), c),
+            None => all.remove(stream),
+        };
     }
 
     async fn get(&self, pk: String) -> Result<Option<HashMap<String, AttributeValue>>, StateError> {
@@ -89,20 +80,20 @@ impl DynamoStore {
     }
 
     /// Reads a chunked dedupe memory back, in order.
-    async fn load_chunks(&self, generation: u64, count: usize) -> Result<Vec<u8>, StateError> {
+    async fn load_chunks(
+        &self,
+        stream: &str,
+        generation: u64,
+        count: usize,
+    ) -> Result<Vec<u8>, StateError> {
         let mut bytes = Vec::with_capacity(count * CHUNK_BYTES);
         for index in 0..count {
-            let item = self
-                .get(self.chunk_pk(generation, index))
-                .await?
-                .ok_or_else(|| {
-                    self.corrupt(format!(
-                        "chunk {index} of generation {generation} is missing"
-                    ))
-                })?;
+            let item = self.get(chunk_pk(stream, generation, index)).await?.ok_or_else(|| {
+                corrupt(stream, format!("chunk {index} of generation {generation} is missing"))
+            })?;
             match item.get("data") {
                 Some(AttributeValue::B(b)) => bytes.extend_from_slice(b.as_ref()),
-                _ => return Err(self.corrupt(format!("chunk {index} has no binary data"))),
+                _ => return Err(corrupt(stream, format!("chunk {index} has no binary data"))),
             }
         }
         Ok(bytes)
@@ -117,33 +108,20 @@ impl DynamoStore {
         match e.code() {
             Some("ResourceNotFoundException") => StateError::TableNotFound { table },
             Some("AccessDeniedException") | Some("UnrecognizedClientException") => {
-                StateError::AccessDenied {
-                    table,
-                    source: Box::new(e),
-                }
+                StateError::AccessDenied { table, source: Box::new(e) }
             }
-            _ => StateError::Unavailable {
-                table,
-                source: Box::new(e),
-            },
-        }
-    }
-
-    fn corrupt(&self, reason: impl Into<String>) -> StateError {
-        StateError::Corrupt {
-            pk: self.pk.clone(),
-            reason: reason.into(),
+            _ => StateError::Unavailable { table, source: Box::new(e) },
         }
     }
 }
 
 impl StateStore for DynamoStore {
-    async fn load(&self) -> Result<Option<Versioned>, StateError> {
-        let Some(item) = self.get(self.pk.clone()).await? else {
-            self.remember(None);
+    async fn load(&self, stream: &str) -> Result<Option<Versioned>, StateError> {
+        let Some(item) = self.get(stream.to_owned()).await? else {
+            self.remember(stream, None);
             return Ok(None);
         };
-        let mut loaded = from_item(&item).map_err(|reason| self.corrupt(reason))?;
+        let mut loaded = from_item(&item).map_err(|reason| corrupt(stream, reason))?;
         let chunked = match (item.get("seen_generation"), item.get("seen_chunks")) {
             (Some(AttributeValue::N(g)), Some(AttributeValue::N(c))) => {
                 Some((g.parse::<u64>(), c.parse::<usize>()))
@@ -151,66 +129,52 @@ impl StateStore for DynamoStore {
             _ => None,
         };
         match chunked {
-            None => self.remember(None),
+            None => self.remember(stream, None),
             Some((Ok(generation), Ok(count))) => {
-                let bytes = self.load_chunks(generation, count).await?;
+                let bytes = self.load_chunks(stream, generation, count).await?;
                 loaded.state.seen =
-                    SeenSet::decode(&bytes).map_err(|e| self.corrupt(e.to_string()))?;
+                    SeenSet::decode(&bytes).map_err(|e| corrupt(stream, e.to_string()))?;
                 let digest = Sha256::digest(&bytes).into();
-                self.remember(Some(Chunks {
-                    generation,
-                    count,
-                    digest,
-                }));
+                self.remember(stream, Some(Chunks { generation, count, digest }));
             }
-            Some(_) => return Err(self.corrupt("seen_generation or seen_chunks is not a number")),
+            Some(_) => {
+                return Err(corrupt(stream, "seen_generation or seen_chunks is not a number"));
+            }
         }
         Ok(Some(loaded))
     }
 
-    async fn commit(&self, state: &SyncState, expected: Option<u64>) -> Result<u64, StateError> {
+    async fn commit(
+        &self,
+        stream: &str,
+        state: &SyncState,
+        expected: Option<u64>,
+    ) -> Result<u64, StateError> {
         let version = expected.unwrap_or(0) + 1;
         let seen = state.seen.encode();
-        let previous = self.remembered();
+        let previous = self.remembered(stream);
         let (mut item, chunks, new_chunks) = if seen.len() <= INLINE_LIMIT {
-            (
-                to_item(&self.pk, state, version, Some(seen)),
-                None,
-                Vec::new(),
-            )
+            (to_item(stream, state, version, Some(seen)), None, Vec::new())
         } else {
             let digest: [u8; 32] = Sha256::digest(&seen).into();
             match &previous {
                 // The memory is unchanged (a write intent): point at the same chunks.
-                Some(p) if p.digest == digest => (
-                    to_item(&self.pk, state, version, None),
-                    previous.clone(),
-                    Vec::new(),
-                ),
+                Some(p) if p.digest == digest => {
+                    (to_item(stream, state, version, None), previous.clone(), Vec::new())
+                }
                 _ => {
                     let pieces: Vec<Vec<u8>> =
                         seen.chunks(CHUNK_BYTES).map(<[u8]>::to_vec).collect();
                     if pieces.len() > MAX_CHUNKS {
                         return Err(StateError::TooLarge { bytes: seen.len() });
                     }
-                    let chunks = Chunks {
-                        generation: version,
-                        count: pieces.len(),
-                        digest,
-                    };
-                    (
-                        to_item(&self.pk, state, version, None),
-                        Some(chunks),
-                        pieces,
-                    )
+                    let chunks = Chunks { generation: version, count: pieces.len(), digest };
+                    (to_item(stream, state, version, None), Some(chunks), pieces)
                 }
             }
         };
         if let Some(c) = &chunks {
-            item.insert(
-                "seen_generation".into(),
-                AttributeValue::N(c.generation.to_string()),
-            );
+            item.insert("seen_generation".into(), AttributeValue::N(c.generation.to_string()));
             item.insert("seen_chunks".into(), AttributeValue::N(c.count.to_string()));
         }
         let bytes = item_size(&item);
@@ -218,9 +182,9 @@ impl StateStore for DynamoStore {
             return Err(StateError::TooLarge { bytes });
         }
         let stale: Vec<String> = match &previous {
-            Some(p) if chunks.as_ref().is_none_or(|c| c.generation != p.generation) => (0..p.count)
-                .map(|i| self.chunk_pk(p.generation, i))
-                .collect(),
+            Some(p) if chunks.as_ref().is_none_or(|c| c.generation != p.generation) => {
+                (0..p.count).map(|i| chunk_pk(stream, p.generation, i)).collect()
+            }
             _ => Vec::new(),
         };
         let result = if new_chunks.is_empty() && stale.is_empty() {
@@ -229,18 +193,14 @@ impl StateStore for DynamoStore {
             let chunk_items = new_chunks.into_iter().enumerate().map(|(i, data)| {
                 let generation = chunks.as_ref().map_or(version, |c| c.generation);
                 HashMap::from([
-                    (
-                        "pk".to_owned(),
-                        AttributeValue::S(self.chunk_pk(generation, i)),
-                    ),
+                    ("pk".to_owned(), AttributeValue::S(chunk_pk(stream, generation, i))),
                     ("data".to_owned(), AttributeValue::B(Blob::new(data))),
                 ])
             });
-            self.transact_state(item, expected, chunk_items.collect(), stale)
-                .await
+            self.transact_state(item, expected, chunk_items.collect(), stale).await
         };
         result?;
-        self.remember(chunks);
+        self.remember(stream, chunks);
         Ok(version)
     }
 }
@@ -249,10 +209,7 @@ impl DynamoStore {
     fn condition(expected: Option<u64>) -> (&'static str, Option<AttributeValue>) {
         match expected {
             None => ("attribute_not_exists(pk)", None),
-            Some(v) => (
-                "version = :expected",
-                Some(AttributeValue::N(v.to_string())),
-            ),
+            Some(v) => ("version = :expected", Some(AttributeValue::N(v.to_string()))),
         }
     }
 
@@ -304,14 +261,10 @@ impl DynamoStore {
             })?;
         let mut writes = vec![TransactWriteItem::builder().put(state_put).build()];
         for chunk in chunks {
-            let put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(chunk))
-                .build()
-                .map_err(|e| StateError::Unavailable {
-                    table: self.table.clone(),
-                    source: Box::new(e),
-                })?;
+            let put =
+                Put::builder().table_name(&self.table).set_item(Some(chunk)).build().map_err(
+                    |e| StateError::Unavailable { table: self.table.clone(), source: Box::new(e) },
+                )?;
             writes.push(TransactWriteItem::builder().put(put).build());
         }
         for pk in stale {
@@ -325,13 +278,7 @@ impl DynamoStore {
                 })?;
             writes.push(TransactWriteItem::builder().delete(delete).build());
         }
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(writes))
-            .send()
-            .await
-        {
+        match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
             Ok(_) => Ok(()),
             Err(e) => {
                 let lost_race = e.as_service_error().is_some_and(|s| match s {
@@ -352,6 +299,14 @@ impl DynamoStore {
 }
 
 /// The state item; `seen` inline when given (else the memory is in chunk items).
+fn chunk_pk(stream: &str, generation: u64, index: usize) -> String {
+    format!("{stream}#seen#{generation}#{index}")
+}
+
+fn corrupt(stream: &str, reason: impl Into<String>) -> StateError {
+    StateError::Corrupt { pk: stream.to_owned(), reason: reason.into() }
+}
+
 fn to_item(
     pk: &str,
     state: &SyncState,
@@ -393,6 +348,13 @@ fn to_item(
     if let Some(t) = state.updated_at {
         item.insert("updated_at".into(), s(t.to_string()));
     }
+    if let Some(o) = state.origin {
+        item.insert("origin".into(), s(o.to_string()));
+    }
+    if !state.canary.is_empty() {
+        let canary = state.canary.iter().map(|(id, at)| AttributeValue::S(format!("{id} {at}")));
+        item.insert("canary".into(), AttributeValue::L(canary.collect()));
+    }
     if let Some(r) = &state.updated_by {
         item.insert("updated_by".into(), s(r.clone()));
     }
@@ -409,10 +371,7 @@ fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Versioned, String
     };
     let time = |name: &str| -> Result<Option<Timestamp>, String> {
         text(name)?
-            .map(|v| {
-                v.parse::<Timestamp>()
-                    .map_err(|e| format!("{name} {v:?}: {e}"))
-            })
+            .map(|v| v.parse::<Timestamp>().map_err(|e| format!("{name} {v:?}: {e}")))
             .transpose()
     };
     let number = |name: &str| -> Result<Option<u64>, String> {
@@ -425,19 +384,14 @@ fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Versioned, String
     match item.get("format") {
         Some(AttributeValue::N(f)) if f == FORMAT => {}
         other => {
-            return Err(format!(
-                "unknown format {other:?}; written by a newer collector?"
-            ));
+            return Err(format!("unknown format {other:?}; written by a newer collector?"));
         }
     }
     let version = number("version")?.ok_or("no version")?;
     let window = match (time("window_from")?, time("window_to")?) {
-        (Some(from), Some(to)) => Some(Window {
-            from,
-            to,
-            cursor: text("cursor")?.cloned(),
-            position: time("position")?,
-        }),
+        (Some(from), Some(to)) => {
+            Some(Window { from, to, cursor: text("cursor")?.cloned(), position: time("position")? })
+        }
         (None, None) => None,
         _ => return Err("window_from and window_to must come together".into()),
     };
@@ -452,9 +406,7 @@ fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Versioned, String
             keys: keys
                 .iter()
                 .map(|k| {
-                    k.as_s()
-                        .cloned()
-                        .map_err(|_| "pending_keys holds a non-string".to_owned())
+                    k.as_s().cloned().map_err(|_| "pending_keys holds a non-string".to_owned())
                 })
                 .collect::<Result<_, _>>()?,
             lease_until: time("pending_lease_until")?.ok_or("pending without lease")?,
@@ -471,6 +423,20 @@ fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Versioned, String
             delivered_total: number("delivered_total")?.unwrap_or(0),
             updated_at: time("updated_at")?,
             updated_by: text("updated_by")?.cloned(),
+            origin: time("origin")?,
+            canary: match item.get("canary") {
+                None => Vec::new(),
+                Some(AttributeValue::L(entries)) => entries
+                    .iter()
+                    .map(|e| {
+                        let text = e.as_s().map_err(|_| "canary holds a non-string".to_owned())?;
+                        let (id, at) = text.split_once(' ').ok_or("canary entry without time")?;
+                        let at = at.parse().map_err(|e| format!("canary time {at:?}: {e}"))?;
+                        Ok((id.to_owned(), at))
+                    })
+                    .collect::<Result<_, String>>()?,
+                Some(_) => return Err("canary is not a list".into()),
+            },
         },
         version,
     })
@@ -497,10 +463,7 @@ mod tests {
     #[test]
     fn every_field_round_trips_through_the_item() {
         let mut seen = SeenSet::default();
-        seen.insert(
-            id_hash("activity_1"),
-            "2026-01-01T00:00:00Z".parse().unwrap(),
-        );
+        seen.insert(id_hash("activity_1"), "2026-01-01T00:00:00Z".parse().unwrap());
         let state = SyncState {
             watermark: Some("2026-01-01T00:00:00Z".parse().unwrap()),
             window: Some(Window {
@@ -518,6 +481,8 @@ mod tests {
             delivered_total: 42,
             updated_at: Some("2026-01-01T00:04:00Z".parse().unwrap()),
             updated_by: Some("run-1".into()),
+            origin: Some("2025-12-25T00:00:00Z".parse().unwrap()),
+            canary: vec![("req_1".into(), "2026-01-01T00:03:00.5Z".parse().unwrap())],
         };
         let item = to_item("live", &state, 7, Some(state.seen.encode()));
         assert_eq!(from_item(&item).unwrap(), Versioned { state, version: 7 });

@@ -14,8 +14,15 @@ use jiff::Timestamp;
 
 use crate::sync::seen::SeenSet;
 
-/// The partition key of the scheduled collection's state item.
+/// The partition key of the scheduled collection's state item; a backfill's is
+/// [`backfill_stream`].
 pub const LIVE_STREAM: &str = "live";
+
+/// The state item of the backfill of `[from, to)`: the same range resumes the same backfill.
+pub fn backfill_stream(from: Timestamp, to: Timestamp, redeliver: bool) -> String {
+    let kind = if redeliver { "redeliver" } else { "backfill" };
+    format!("{kind}#{from}#{to}")
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncState {
@@ -32,6 +39,11 @@ pub struct SyncState {
     /// When the state was last committed and by which run (informational).
     pub updated_at: Option<Timestamp>,
     pub updated_by: Option<String>,
+    /// Where the stream's first window began: a backfill ends here, so it never meets live data.
+    pub origin: Option<Timestamp>,
+    /// The `request-id`s (and times) of this stream's own API calls whose
+    /// `compliance_api_accessed` activities a later run should find in the feed.
+    pub canary: Vec<(String, Timestamp)>,
 }
 
 /// A time window `[from, to)` collected oldest first, and how far the collection got.
@@ -61,13 +73,17 @@ pub struct Versioned {
     pub version: u64,
 }
 
-/// The port the state is kept through.
+/// The port the state is kept through, one item per stream (the live one, each backfill).
 pub trait StateStore: Send + Sync {
-    fn load(&self) -> impl Future<Output = Result<Option<Versioned>, StateError>> + Send;
+    fn load(
+        &self,
+        stream: &str,
+    ) -> impl Future<Output = Result<Option<Versioned>, StateError>> + Send;
     /// Stores `state` if the stored version is still `expected` (`None`: no item yet); returns the
     /// new version.
     fn commit(
         &self,
+        stream: &str,
         state: &SyncState,
         expected: Option<u64>,
     ) -> impl Future<Output = Result<u64, StateError>> + Send;
@@ -111,7 +127,9 @@ pub mod memory {
 
     #[derive(Default)]
     pub struct MemoryStore {
+        /// The live stream's item; other streams live in `others`.
         pub item: Mutex<Option<Versioned>>,
+        pub others: Mutex<std::collections::HashMap<String, Versioned>>,
         pub commits: Mutex<u32>,
         /// Fail the commit with this number (1-based) once, as a crash would.
         pub fail_commit: Mutex<Option<u32>>,
@@ -124,14 +142,27 @@ pub mod memory {
     }
 
     impl StateStore for MemoryStore {
-        async fn load(&self) -> Result<Option<Versioned>, StateError> {
+        async fn load(&self, stream: &str) -> Result<Option<Versioned>, StateError> {
+            if stream != LIVE_STREAM {
+                return Ok(self.others.lock().unwrap().get(stream).cloned());
+            }
             Ok(self.item.lock().unwrap().clone())
         }
         async fn commit(
             &self,
+            stream: &str,
             state: &SyncState,
             expected: Option<u64>,
         ) -> Result<u64, StateError> {
+            if stream != LIVE_STREAM {
+                let mut others = self.others.lock().unwrap();
+                if others.get(stream).map(|v| v.version) != expected {
+                    return Err(StateError::Conflict { expected });
+                }
+                let version = expected.unwrap_or(0) + 1;
+                others.insert(stream.to_owned(), Versioned { state: state.clone(), version });
+                return Ok(version);
+            }
             let mut n = self.commits.lock().unwrap();
             *n += 1;
             if *self.fail_commit.lock().unwrap() == Some(*n) {
@@ -146,10 +177,7 @@ pub mod memory {
                 return Err(StateError::Conflict { expected });
             }
             let version = expected.unwrap_or(0) + 1;
-            *item = Some(Versioned {
-                state: state.clone(),
-                version,
-            });
+            *item = Some(Versioned { state: state.clone(), version });
             Ok(version)
         }
     }

@@ -5,13 +5,14 @@
 pub mod plan;
 pub mod run;
 pub mod seen;
+pub mod signals;
 #[cfg(test)]
 mod tests;
 
 use jiff::Timestamp;
 use serde::Serialize;
 
-pub use plan::Horizons;
+pub use plan::{Horizons, Mode};
 pub use run::{RunFailure, Settings, SyncError, run};
 
 /// Why a run stopped.
@@ -54,4 +55,49 @@ pub struct RunReport {
     pub stop_reason: Option<StopReason>,
     pub last_request_id: Option<String>,
     pub rate_limit_remaining: Option<u32>,
+    /// Failed API responses by class (429s are in `throttled`).
+    pub api_server_errors: u32,
+    pub api_client_errors: u32,
+    pub api_transport_errors: u32,
+    /// Earlier runs' own API calls found in the feed, and those that never appeared.
+    pub canary_checked: bool,
+    pub canary_missing: u32,
+    /// Activities that record the Compliance API or its logging being switched off.
+    pub compliance_logging_disabled: u32,
+    /// A dry run: the figures say what would have been written; nothing was.
+    pub dry_run: bool,
+    /// The cursor the run started from (`null`: the window's start) and where it left off.
+    pub start_cursor: Option<Option<String>>,
+    pub final_cursor: Option<String>,
+    /// For the manifest: every page and object, and recovered objects of an earlier batch.
+    #[serde(skip)]
+    pub page_log: Vec<PageRecord>,
+    #[serde(skip)]
+    pub object_log: Vec<ObjectRecord>,
+    #[serde(skip)]
+    pub recovered_keys: Vec<String>,
+    /// This run's API calls (request-id and time), for the next run's canary check.
+    #[serde(skip)]
+    pub responses: Vec<(String, Timestamp)>,
+}
+
+/// One page fetched, as the manifest records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PageRecord {
+    pub request_id: Option<String>,
+    pub activities: usize,
+    /// Activities not delivered before (the rest were duplicates).
+    pub new: usize,
+}
+
+/// One object written (or found already present), as the manifest records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObjectRecord {
+    pub key: String,
+    pub activities: usize,
+    pub first_id: String,
+    pub last_id: String,
+    pub sha256: String,
+    pub bytes: u64,
+    pub already_present: bool,
 }

@@ -19,10 +19,23 @@ pub struct Horizons {
     pub initial_lookback: Duration,
 }
 
-/// The window to collect now, or `None` when the watermark is already at the settle line.
-pub fn plan(state: &SyncState, now: Timestamp, h: &Horizons) -> Option<Window> {
+/// What a stream collects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The scheduled collection: from the watermark (less the overlap) to the settle line.
+    Live,
+    /// A fixed past range, collected once, resumably.
+    Backfill { from: Timestamp, to: Timestamp },
+}
+
+/// The window to collect now, or `None` when there is nothing (left) to collect.
+pub fn plan(state: &SyncState, now: Timestamp, h: &Horizons, mode: &Mode) -> Option<Window> {
     if let Some(window) = &state.window {
         return Some(window.clone());
+    }
+    if let Mode::Backfill { from, to } = *mode {
+        let done = state.watermark.is_some_and(|w| w >= to);
+        return (from < to && !done).then_some(Window { from, to, cursor: None, position: None });
     }
     let to = floor_second(now.checked_sub(signed(h.settle)).ok()?);
     let from = match state.watermark {
@@ -31,12 +44,7 @@ pub fn plan(state: &SyncState, now: Timestamp, h: &Horizons) -> Option<Window> {
     };
     let from = floor_second(from);
     let already_done = state.watermark.is_some_and(|w| w >= to);
-    (from < to && !already_done).then_some(Window {
-        from,
-        to,
-        cursor: None,
-        position: None,
-    })
+    (from < to && !already_done).then_some(Window { from, to, cursor: None, position: None })
 }
 
 pub fn signed(d: Duration) -> SignedDuration {
@@ -63,34 +71,23 @@ mod tests {
 
     #[test]
     fn the_first_window_looks_back_and_stops_short_of_now() {
-        let w = plan(&SyncState::default(), ts("2026-01-08T00:02:00.700Z"), &H).unwrap();
-        assert_eq!(
-            (w.from, w.to),
-            (ts("2026-01-01T00:02:00Z"), ts("2026-01-08T00:00:00Z"))
-        );
+        let w =
+            plan(&SyncState::default(), ts("2026-01-08T00:02:00.700Z"), &H, &Mode::Live).unwrap();
+        assert_eq!((w.from, w.to), (ts("2026-01-01T00:02:00Z"), ts("2026-01-08T00:00:00Z")));
         assert_eq!(w.cursor, None);
     }
 
     #[test]
     fn later_windows_reread_the_overlap() {
-        let state = SyncState {
-            watermark: Some(ts("2026-01-08T00:00:00Z")),
-            ..Default::default()
-        };
-        let w = plan(&state, ts("2026-01-08T00:07:00Z"), &H).unwrap();
-        assert_eq!(
-            (w.from, w.to),
-            (ts("2026-01-07T23:45:00Z"), ts("2026-01-08T00:05:00Z"))
-        );
+        let state = SyncState { watermark: Some(ts("2026-01-08T00:00:00Z")), ..Default::default() };
+        let w = plan(&state, ts("2026-01-08T00:07:00Z"), &H, &Mode::Live).unwrap();
+        assert_eq!((w.from, w.to), (ts("2026-01-07T23:45:00Z"), ts("2026-01-08T00:05:00Z")));
     }
 
     #[test]
     fn no_window_when_the_watermark_is_at_the_settle_line() {
-        let state = SyncState {
-            watermark: Some(ts("2026-01-08T00:05:00Z")),
-            ..Default::default()
-        };
-        assert_eq!(plan(&state, ts("2026-01-08T00:07:00Z"), &H), None);
+        let state = SyncState { watermark: Some(ts("2026-01-08T00:05:00Z")), ..Default::default() };
+        assert_eq!(plan(&state, ts("2026-01-08T00:07:00Z"), &H, &Mode::Live), None);
     }
 
     #[test]
@@ -101,10 +98,29 @@ mod tests {
             cursor: Some("cur_x".into()),
             position: Some(ts("2026-01-01T05:00:00Z")),
         };
-        let state = SyncState {
-            window: Some(window.clone()),
-            ..Default::default()
+        let state = SyncState { window: Some(window.clone()), ..Default::default() };
+        assert_eq!(plan(&state, ts("2026-02-01T00:00:00Z"), &H, &Mode::Live), Some(window));
+    }
+}
+
+#[cfg(test)]
+mod backfill_tests {
+    use super::*;
+
+    #[test]
+    fn a_backfill_plans_its_range_once() {
+        let h = Horizons {
+            settle: Duration::ZERO,
+            overlap: Duration::ZERO,
+            initial_lookback: Duration::ZERO,
         };
-        assert_eq!(plan(&state, ts("2026-02-01T00:00:00Z"), &H), Some(window));
+        let (from, to): (Timestamp, Timestamp) =
+            ("2026-01-01T00:00:00Z".parse().unwrap(), "2026-01-02T00:00:00Z".parse().unwrap());
+        let mode = Mode::Backfill { from, to };
+        let now = "2026-06-01T00:00:00Z".parse().unwrap();
+        let w = plan(&SyncState::default(), now, &h, &mode).unwrap();
+        assert_eq!((w.from, w.to), (from, to));
+        let done = SyncState { watermark: Some(to), ..Default::default() };
+        assert_eq!(plan(&done, now, &h, &mode), None);
     }
 }

@@ -14,18 +14,23 @@
 //!    window's position, and those in the overlap before the window's end.
 //! 5. The deadline is checked before every page; a stop leaves a committed cursor to resume from.
 //! 6. A failure that needs a human (key, scope, bucket) happens before anything is committed.
+//! 7. A dry run does all of the above in memory and writes and commits nothing.
 
 use std::collections::HashSet;
 use std::time::Duration;
 
-use super::plan::{Horizons, plan, signed};
+use jiff::Timestamp;
+use sha2::{Digest, Sha256};
+
+use super::plan::{Horizons, Mode, plan, signed};
 use super::seen::id_hash;
-use super::{RunReport, StopReason};
+use super::signals::{canary_request_id, disables_compliance_logging};
+use super::{ObjectRecord, PageRecord, RunReport, StopReason};
 use crate::archive::{ObjectSink, PutOutcome, SinkError, decode_activities, encode_batch};
 use crate::clock::{Clock, Deadline};
 #[cfg(doc)]
 use crate::feed::PAGE_LIMIT;
-use crate::feed::{ActivityFeed, FeedError, PageQuery};
+use crate::feed::{ActivityFeed, FeedError, PageQuery, RequestStats};
 use crate::state::{Pending, StateError, StateStore, SyncState, Window};
 
 /// How long a batch's write intent excludes other runs. The writer starts no put after
@@ -43,12 +48,19 @@ const _: () = assert!(WRITE_WINDOW.as_secs() + PUT_TIMEOUT.as_secs() < WRITE_LEA
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub horizons: Horizons,
+    pub mode: Mode,
+    /// The state item this run reads and commits ([`crate::state::LIVE_STREAM`] or a backfill's).
+    pub stream: String,
     pub organization_ids: Vec<String>,
     pub output_prefix: String,
     /// Names this run in the state (`updated_by`, write intents) and in logs.
     pub run_id: String,
     /// Activities per page: [`PAGE_LIMIT`] in production.
     pub page_limit: u32,
+    /// Fetch and count only: no object, no commit.
+    pub dry_run: bool,
+    /// Starts the names of this run's objects (a redelivery's must not meet the originals).
+    pub object_tag: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,21 +109,15 @@ where
     St: StateStore,
     C: Clock,
 {
-    let mut run = Run {
-        feed,
-        sink,
-        store,
-        clock,
-        deadline,
-        settings,
-        report: RunReport::default(),
-    };
-    match run.go().await {
-        Ok(()) => Ok(run.report),
-        Err(error) => Err(RunFailure {
-            report: run.report,
-            error,
-        }),
+    let mut run =
+        Run { feed, sink, store, clock, deadline, settings, report: RunReport::default() };
+    run.report.dry_run = settings.dry_run;
+    let result = run.go().await;
+    let mut report = run.report;
+    report.canary_checked = report.canary_checked || report.canary_missing > 0;
+    match result {
+        Ok(()) => Ok(report),
+        Err(error) => Err(RunFailure { report, error }),
     }
 }
 
@@ -125,6 +131,18 @@ struct Run<'a, F, S, St, C> {
     report: RunReport,
 }
 
+/// The per-run bookkeeping of windows, commits and the canary.
+struct Progress {
+    /// Whether this run checks its own earlier API calls (live, unfiltered runs only).
+    canary_on: bool,
+    version: Option<u64>,
+    probed: bool,
+    previous_watermark: Option<Timestamp>,
+    /// The canary ids this run looks for, and those it found.
+    canary_wanted: HashSet<String>,
+    canary_found: HashSet<String>,
+}
+
 impl<F, S, St, C> Run<'_, F, S, St, C>
 where
     F: ActivityFeed,
@@ -133,7 +151,7 @@ where
     C: Clock,
 {
     async fn go(&mut self) -> Result<(), SyncError> {
-        let loaded = self.store.load().await?;
+        let loaded = self.store.load(&self.settings.stream).await?;
         let (mut state, version) = match loaded {
             Some(v) => (v.state, Some(v.version)),
             None => (SyncState::default(), None),
@@ -161,40 +179,72 @@ where
             self.recover(&pending, &mut state).await?;
         }
 
+        let canary_on =
+            self.settings.mode == Mode::Live && self.settings.organization_ids.is_empty();
+        let mut progress = Progress {
+            canary_on,
+            version,
+            probed: false,
+            previous_watermark: state.watermark,
+            canary_wanted: if canary_on {
+                state.canary.iter().map(|(id, _)| id.clone()).collect()
+            } else {
+                HashSet::new()
+            },
+            canary_found: HashSet::new(),
+        };
+
         // A resumed window ends where an earlier run planned it; once it is done, a fresh one
         // takes the run up to the settle line, so a completed run has delivered all that is due.
-        let mut version = version;
-        let mut probed = false;
-        let previous_watermark = state.watermark;
         self.report.stop_reason = Some(StopReason::NothingNew);
-        while let Some(window) = plan(&state, now, &self.settings.horizons) {
+        while let Some(window) = plan(&state, now, &self.settings.horizons, &self.settings.mode) {
             self.report.window_from.get_or_insert(window.from);
             self.report.window_to = Some(window.to);
-            let end = self
-                .collect_window(
-                    &mut state,
-                    &mut version,
-                    window,
-                    &mut probed,
-                    previous_watermark,
-                )
-                .await?;
+            self.report.start_cursor.get_or_insert(window.cursor.clone());
+            state.origin.get_or_insert(window.from);
+            let end = self.collect_window(&mut state, &mut progress, window).await?;
             self.report.stop_reason = Some(end);
             if end != StopReason::CaughtUp {
                 break;
             }
         }
+        self.report.final_cursor = state.window.as_ref().and_then(|w| w.cursor.clone());
         Ok(())
+    }
+
+    /// Checks the previous runs' own API calls against what this run found, and remembers this
+    /// run's calls for the next run. An id is due once the watermark has passed its time.
+    fn settle_canary(&mut self, state: &mut SyncState, progress: &Progress) {
+        if !progress.canary_on {
+            return;
+        }
+        let covered =
+            state.watermark.map(|w| w - jiff::SignedDuration::from_secs(CANARY_GRACE_SECS));
+        let mut kept = Vec::new();
+        for (id, at) in state.canary.drain(..) {
+            if progress.canary_found.contains(&id) {
+                self.report.canary_checked = true;
+                continue;
+            }
+            if covered.is_some_and(|c| at < c) {
+                tracing::warn!(request_id = %id, at = %at, "canary missing: this collector's own API call never appeared in the feed");
+                self.report.canary_missing += 1;
+                continue;
+            }
+            kept.push((id, at));
+        }
+        kept.extend(std::mem::take(&mut self.report.responses));
+        let excess = kept.len().saturating_sub(CANARY_KEEP);
+        kept.drain(..excess);
+        state.canary = kept;
     }
 
     /// Pages through one window until it is done or the run must stop; commits after every page.
     async fn collect_window(
         &mut self,
         state: &mut SyncState,
-        version: &mut Option<u64>,
+        progress: &mut Progress,
         mut window: Window,
-        probed: &mut bool,
-        previous_watermark: Option<jiff::Timestamp>,
     ) -> Result<StopReason, SyncError> {
         let overlap = signed(self.settings.horizons.overlap);
         let next_overlap_start = window.to.checked_sub(overlap).unwrap_or(window.from);
@@ -209,20 +259,15 @@ where
                 organization_ids: self.settings.organization_ids.clone(),
                 limit: self.settings.page_limit,
             };
-            let (page, stats) = match self.feed.fetch(&query, self.deadline).await {
-                Ok(fetched) => fetched,
+            let (fetched, stats) = self.feed.fetch(&query, self.deadline).await;
+            self.absorb(stats);
+            let page = match fetched {
+                Ok(page) => page,
                 Err(FeedError::DeadlineReached) => return Ok(StopReason::Deadline),
-                Err(FeedError::RateLimited { .. }) => {
-                    self.report.throttled += 1;
-                    return Ok(StopReason::RateLimited);
-                }
+                Err(FeedError::RateLimited { .. }) => return Ok(StopReason::RateLimited),
                 Err(e) => return Err(e.into()),
             };
             self.report.pages += 1;
-            self.report.requests += stats.requests;
-            self.report.throttled += stats.throttled;
-            self.report.last_request_id = stats.request_id;
-            self.report.rate_limit_remaining = stats.rate_limit_remaining;
 
             // Dedupe against the memory and within the page itself.
             let mut in_page = HashSet::with_capacity(page.activities.len());
@@ -236,44 +281,63 @@ where
                     new
                 })
                 .collect();
+            for a in &page.activities {
+                if let Some(id) = canary_request_id(&a.raw)
+                    && progress.canary_wanted.contains(id.as_str())
+                {
+                    progress.canary_found.insert(id);
+                }
+            }
+            self.report.page_log.push(PageRecord {
+                request_id: self.report.last_request_id.clone(),
+                activities: page.activities.len(),
+                new: fresh.len(),
+            });
 
             if !fresh.is_empty() {
-                let objects = encode_batch(&self.settings.output_prefix, &fresh)
-                    .map_err(SyncError::Encode)?;
-                if !*probed {
-                    self.sink.probe().await?;
-                    *probed = true;
-                }
-                // Intent first: from here the objects may exist while their ids are not in `seen`.
-                let lease_until = self.clock.now() + signed(WRITE_LEASE);
-                state.pending = Some(Pending {
-                    keys: objects.iter().map(|o| o.key.clone()).collect(),
-                    lease_until,
-                    run_id: self.settings.run_id.clone(),
-                });
-                *version = Some(self.commit(state, *version).await?);
-                let last_put_start = lease_until - signed(WRITE_LEASE - WRITE_WINDOW);
-                for object in &objects {
-                    if self.clock.now() >= last_put_start {
-                        return Err(SyncError::LeaseExpired {
-                            key: object.key.clone(),
-                        });
+                let objects = encode_batch(
+                    &self.settings.output_prefix,
+                    self.settings.object_tag.as_deref(),
+                    &fresh,
+                )
+                .map_err(SyncError::Encode)?;
+                if !self.settings.dry_run {
+                    if !progress.probed {
+                        self.sink.probe().await?;
+                        progress.probed = true;
                     }
-                    match self.sink.put_new(object).await? {
-                        PutOutcome::Created => {
-                            self.report.objects_written += 1;
-                            self.report.bytes_written += object.body.len() as u64;
+                    // Intent first: from here the objects may exist while their ids are not in `seen`.
+                    let lease_until = self.clock.now() + signed(WRITE_LEASE);
+                    state.pending = Some(Pending {
+                        keys: objects.iter().map(|o| o.key.clone()).collect(),
+                        lease_until,
+                        run_id: self.settings.run_id.clone(),
+                    });
+                    progress.version = Some(self.commit(state, progress.version).await?);
+                    let last_put_start = lease_until - signed(WRITE_LEASE - WRITE_WINDOW);
+                    for object in &objects {
+                        if self.clock.now() >= last_put_start {
+                            return Err(SyncError::LeaseExpired { key: object.key.clone() });
                         }
-                        PutOutcome::AlreadyPresent => {
+                        let outcome = self.sink.put_new(object).await?;
+                        if outcome == PutOutcome::AlreadyPresent {
                             tracing::info!(key = %object.key, "object already present; not written again");
-                            self.report.objects_already_present += 1;
                         }
+                        self.record_object(object, outcome);
+                    }
+                } else {
+                    for object in &objects {
+                        self.record_object(object, PutOutcome::Created);
                     }
                 }
                 for a in &fresh {
                     state.seen.insert(id_hash(&a.id), a.created_at);
-                    if previous_watermark.is_some_and(|w| a.created_at < w) {
+                    if progress.previous_watermark.is_some_and(|w| a.created_at < w) {
                         self.report.late_arrivals += 1;
+                    }
+                    if disables_compliance_logging(&a.raw) {
+                        tracing::error!(activity = %a.id, "the Compliance API or its logging was switched off: activities in the gap can never be recovered");
+                        self.report.compliance_logging_disabled += 1;
                     }
                 }
                 state.pending = None;
@@ -293,17 +357,53 @@ where
                 state.watermark = Some(window.to);
                 state.window = None;
                 state.seen.prune_before(next_overlap_start);
+                self.settle_canary(state, progress);
             } else {
                 let position = window.position.unwrap_or(window.from);
                 state.seen.prune_before(position.min(next_overlap_start));
                 state.window = Some(window.clone());
             }
-            *version = Some(self.commit(state, *version).await?);
+            if !self.settings.dry_run {
+                progress.version = Some(self.commit(state, progress.version).await?);
+            }
             self.report.watermark = state.watermark;
             if done {
                 return Ok(StopReason::CaughtUp);
             }
         }
+    }
+
+    fn absorb(&mut self, stats: RequestStats) {
+        let r = &mut self.report;
+        r.requests += stats.requests;
+        r.throttled += stats.throttled;
+        r.api_server_errors += stats.server_errors;
+        r.api_client_errors += stats.client_errors;
+        r.api_transport_errors += stats.transport_errors;
+        if stats.request_id.is_some() {
+            r.last_request_id = stats.request_id;
+        }
+        r.rate_limit_remaining = stats.rate_limit_remaining.or(r.rate_limit_remaining);
+        r.responses.extend(stats.responses);
+    }
+
+    fn record_object(&mut self, object: &crate::archive::EncodedObject, outcome: PutOutcome) {
+        match outcome {
+            PutOutcome::Created => {
+                self.report.objects_written += 1;
+                self.report.bytes_written += object.body.len() as u64;
+            }
+            PutOutcome::AlreadyPresent => self.report.objects_already_present += 1,
+        }
+        self.report.object_log.push(ObjectRecord {
+            key: object.key.clone(),
+            activities: object.activities,
+            first_id: object.first_id.clone(),
+            last_id: object.last_id.clone(),
+            sha256: hex(&Sha256::digest(&object.body)),
+            bytes: object.body.len() as u64,
+            already_present: outcome == PutOutcome::AlreadyPresent,
+        });
     }
 
     /// Accounts for the objects of an interrupted batch: those that exist are delivered, so their
@@ -315,19 +415,15 @@ where
             "recovering the write intent of an interrupted run"
         );
         for key in &pending.keys {
-            let Some(body) = self.sink.get(key).await? else {
-                continue;
-            };
-            let activities =
-                decode_activities(&body).map_err(|source| SyncError::Unrecoverable {
-                    key: key.clone(),
-                    source,
-                })?;
+            let Some(body) = self.sink.get(key).await? else { continue };
+            let activities = decode_activities(&body)
+                .map_err(|source| SyncError::Unrecoverable { key: key.clone(), source })?;
             for (id, created_at) in &activities {
                 state.seen.insert(id_hash(id), *created_at);
             }
             state.delivered_total += activities.len() as u64;
             self.report.recovered_objects += 1;
+            self.report.recovered_keys.push(key.clone());
         }
         Ok(())
     }
@@ -335,6 +431,16 @@ where
     async fn commit(&self, state: &mut SyncState, expected: Option<u64>) -> Result<u64, SyncError> {
         state.updated_at = Some(self.clock.now());
         state.updated_by = Some(self.settings.run_id.clone());
-        Ok(self.store.commit(state, expected).await?)
+        Ok(self.store.commit(&self.settings.stream, state, expected).await?)
     }
+}
+
+/// A canary id is due when the watermark is this far past its request: the feed indexes within a
+/// minute.
+const CANARY_GRACE_SECS: i64 = 60;
+/// At most this many canary ids are remembered.
+const CANARY_KEEP: usize = 32;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

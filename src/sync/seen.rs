@@ -101,9 +101,8 @@ impl SeenSet {
             loop {
                 let (&byte, tail) = rest.split_first().ok_or(DecodeError::Truncated)?;
                 rest = tail;
-                zigzag |= u64::from(byte & 0x7f)
-                    .checked_shl(shift)
-                    .ok_or(DecodeError::Truncated)?;
+                zigzag |=
+                    u64::from(byte & 0x7f).checked_shl(shift).ok_or(DecodeError::Truncated)?;
                 shift += 7;
                 if byte & 0x80 == 0 {
                     break;
@@ -139,17 +138,10 @@ mod tests {
             );
         }
         let bytes = set.encode();
-        assert!(
-            bytes.len() < 1000 * 10,
-            "about 9 bytes an id, got {}",
-            bytes.len()
-        );
+        assert!(bytes.len() < 1000 * 10, "about 9 bytes an id, got {}", bytes.len());
         assert_eq!(SeenSet::decode(&bytes).unwrap(), set);
         assert_eq!(SeenSet::decode(&[]).unwrap(), SeenSet::default());
-        assert_eq!(
-            SeenSet::decode(&bytes[..bytes.len() - 3]),
-            Err(DecodeError::Truncated)
-        );
+        assert_eq!(SeenSet::decode(&bytes[..bytes.len() - 3]), Err(DecodeError::Truncated));
     }
 
     #[test]

@@ -40,14 +40,10 @@ impl FakeFeed {
     fn add(&self, id: &str, created_at: Timestamp, visible: bool) {
         let raw =
             format!(r#"{{"id":"{id}","created_at":"{created_at}","type":"claude_chat_created"}}"#);
-        self.data.lock().unwrap().push((
-            Activity {
-                id: id.into(),
-                created_at,
-                raw: raw.into(),
-            },
-            visible,
-        ));
+        self.data
+            .lock()
+            .unwrap()
+            .push((Activity { id: id.into(), created_at, raw: raw.into() }, visible));
     }
     fn reveal_all(&self) {
         for (_, v) in self.data.lock().unwrap().iter_mut() {
@@ -64,7 +60,13 @@ impl ActivityFeed for FakeFeed {
         &self,
         q: &PageQuery,
         _deadline: Deadline,
-    ) -> Result<(Page, RequestStats), FeedError> {
+    ) -> (Result<Page, FeedError>, RequestStats) {
+        (self.serve(q), RequestStats { requests: 1, ..Default::default() })
+    }
+}
+
+impl FakeFeed {
+    fn serve(&self, q: &PageQuery) -> Result<Page, FeedError> {
         let n = {
             let mut f = self.fetches.lock().unwrap();
             *f += 1;
@@ -90,19 +92,13 @@ impl ActivityFeed for FakeFeed {
             Some(c) => {
                 let mut parts = c.splitn(3, ':');
                 let (_, nanos, id) = (parts.next(), parts.next().unwrap(), parts.next().unwrap());
-                let pos = (
-                    Timestamp::from_nanosecond(nanos.parse().unwrap()).unwrap(),
-                    id.to_string(),
-                );
+                let pos =
+                    (Timestamp::from_nanosecond(nanos.parse().unwrap()).unwrap(), id.to_string());
                 let after = rows
                     .iter()
                     .position(|a| (a.created_at, a.id.clone()) > pos)
                     .unwrap_or(rows.len());
-                if self.reserve && after > 0 {
-                    after - 1
-                } else {
-                    after
-                }
+                if self.reserve && after > 0 { after - 1 } else { after }
             }
         };
         let end = (start + q.limit as usize).min(rows.len());
@@ -112,13 +108,7 @@ impl ActivityFeed for FakeFeed {
             last_id: page_rows.last().map(FakeFeed::cursor),
             activities: page_rows,
         };
-        Ok((
-            page,
-            RequestStats {
-                requests: 1,
-                ..Default::default()
-            },
-        ))
+        Ok(page)
     }
 }
 
@@ -140,10 +130,14 @@ fn settings(page_limit: u32) -> Settings {
             overlap: Duration::from_secs(900),
             initial_lookback: Duration::from_secs(24 * 3600),
         },
+        mode: Mode::Live,
+        stream: crate::state::LIVE_STREAM.into(),
         organization_ids: vec![],
         output_prefix: "p/".into(),
         run_id: "run".into(),
         page_limit,
+        dry_run: false,
+        object_tag: None,
     }
 }
 
@@ -169,15 +163,7 @@ impl World {
     async fn run_for(&self, budget: Duration) -> Result<RunReport, RunFailure> {
         let now = self.clock.now();
         let deadline = Deadline::new(now, now + SignedDuration::try_from(budget).unwrap());
-        run(
-            &self.feed,
-            &self.sink,
-            &self.store,
-            self.clock,
-            deadline,
-            &self.settings,
-        )
-        .await
+        run(&self.feed, &self.sink, &self.store, self.clock, deadline, &self.settings).await
     }
 
     async fn run(&self) -> Result<RunReport, RunFailure> {
@@ -224,10 +210,8 @@ async fn the_first_run_delivers_the_lookback_and_nothing_unsettled() {
     // GIVEN activities from 30 h ago to just now
     let w = World::new("2026-01-02T00:00:00Z", 5000);
     let now = w.clock.now();
-    w.feed
-        .add("too_old", now - SignedDuration::from_hours(30), true);
-    w.feed
-        .add("old_enough", now - SignedDuration::from_hours(23), true);
+    w.feed.add("too_old", now - SignedDuration::from_hours(30), true);
+    w.feed.add("old_enough", now - SignedDuration::from_hours(23), true);
     w.feed.add("settled", now - minutes(3), true);
     w.feed.add("unsettled", now - minutes(1), true);
     // WHEN the first run runs
@@ -279,11 +263,7 @@ async fn a_run_stopped_by_its_deadline_resumes_where_it_stopped() {
     let clock = w.clock;
     w.feed.tick = Some((clock, Duration::from_secs(2)));
     for i in 0..50 {
-        w.feed.add(
-            &format!("a{i:02}"),
-            clock.now() - SignedDuration::from_mins(600 - i),
-            true,
-        );
+        w.feed.add(&format!("a{i:02}"), clock.now() - SignedDuration::from_mins(600 - i), true);
     }
     // WHEN the first run runs out of time
     let first = w.run_for(Duration::from_secs(20)).await.unwrap();
@@ -308,8 +288,7 @@ async fn a_lost_commit_after_the_write_never_duplicates_even_when_pages_shift() 
     // GIVEN a run that writes a page and then fails to commit it (a crash)
     let w = World::new("2026-01-02T00:00:00Z", 3);
     for i in 0..6 {
-        w.feed
-            .add(&format!("a{i}"), w.clock.now() - minutes(60 - i), true);
+        w.feed.add(&format!("a{i}"), w.clock.now() - minutes(60 - i), true);
     }
     // commit 1 = intent of page 1, commit 2 = page 1 done: lose it
     *w.store.fail_commit.lock().unwrap() = Some(2);
@@ -317,11 +296,7 @@ async fn a_lost_commit_after_the_write_never_duplicates_even_when_pages_shift() 
     assert!(matches!(failed.error, SyncError::State(_)));
     assert_eq!(w.sink.ids().len(), 3);
     // AND before the retry a late activity lands in the middle of that page, shifting pages
-    w.feed.add(
-        "late",
-        w.clock.now() - SignedDuration::from_secs(60 * 59 + 30),
-        true,
-    );
+    w.feed.add("late", w.clock.now() - SignedDuration::from_secs(60 * 59 + 30), true);
     // WHEN the next run comes after the lease
     w.clock.advance(Duration::from_secs(600));
     let report = w.run().await.unwrap();
@@ -375,20 +350,11 @@ async fn a_writer_past_its_write_window_stops_before_the_next_put() {
     // GIVEN a state store so slow that the write window has passed when the intent is committed
     let mut w = World::new("2026-01-02T00:00:00Z", 5000);
     w.feed.add("a", w.clock.now() - minutes(10), true);
-    let store = SlowCommitStore {
-        inner: &w.store,
-        clock: w.clock,
-        delay: run::WRITE_WINDOW,
-    };
+    let store = SlowCommitStore { inner: &w.store, clock: w.clock, delay: run::WRITE_WINDOW };
     let now = w.clock.now();
     let deadline = Deadline::new(now, now + minutes(5));
-    let failed = run(&w.feed, &w.sink, &store, w.clock, deadline, &w.settings)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(failed.error, SyncError::LeaseExpired { .. }),
-        "{failed}"
-    );
+    let failed = run(&w.feed, &w.sink, &store, w.clock, deadline, &w.settings).await.unwrap_err();
+    assert!(matches!(failed.error, SyncError::LeaseExpired { .. }), "{failed}");
     assert!(w.sink.ids().is_empty());
     let _ = &mut w;
 }
@@ -400,16 +366,20 @@ struct SlowCommitStore<'a> {
 }
 
 impl crate::state::StateStore for SlowCommitStore<'_> {
-    async fn load(&self) -> Result<Option<crate::state::Versioned>, crate::state::StateError> {
-        self.inner.load().await
+    async fn load(
+        &self,
+        stream: &str,
+    ) -> Result<Option<crate::state::Versioned>, crate::state::StateError> {
+        self.inner.load(stream).await
     }
     async fn commit(
         &self,
+        stream: &str,
         state: &crate::state::SyncState,
         expected: Option<u64>,
     ) -> Result<u64, crate::state::StateError> {
         self.clock.advance(self.delay);
-        self.inner.commit(state, expected).await
+        self.inner.commit(stream, state, expected).await
     }
 }
 
@@ -421,20 +391,12 @@ async fn a_run_that_loses_the_compare_and_swap_stops_without_writing() {
     w.feed.add("a", w.clock.now() - minutes(1), true);
     w.clock.advance(Duration::from_secs(300));
     // WHEN another run commits between this run's load and its first commit
-    let store = RacingStore {
-        inner: &w.store,
-        raced: Mutex::new(false),
-    };
+    let store = RacingStore { inner: &w.store, raced: Mutex::new(false) };
     let now = w.clock.now();
     let deadline = Deadline::new(now, now + minutes(5));
-    let failed = run(&w.feed, &w.sink, &store, w.clock, deadline, &w.settings)
-        .await
-        .unwrap_err();
+    let failed = run(&w.feed, &w.sink, &store, w.clock, deadline, &w.settings).await.unwrap_err();
     // THEN it fails as a concurrent run and wrote nothing
-    assert!(matches!(
-        failed.error,
-        SyncError::State(crate::state::StateError::Conflict { .. })
-    ));
+    assert!(matches!(failed.error, SyncError::State(crate::state::StateError::Conflict { .. })));
     assert!(w.sink.ids().is_empty());
 }
 
@@ -444,21 +406,23 @@ struct RacingStore<'a> {
 }
 
 impl crate::state::StateStore for RacingStore<'_> {
-    async fn load(&self) -> Result<Option<crate::state::Versioned>, crate::state::StateError> {
-        self.inner.load().await
+    async fn load(
+        &self,
+        stream: &str,
+    ) -> Result<Option<crate::state::Versioned>, crate::state::StateError> {
+        self.inner.load(stream).await
     }
     async fn commit(
         &self,
+        stream: &str,
         state: &crate::state::SyncState,
         expected: Option<u64>,
     ) -> Result<u64, crate::state::StateError> {
         if !std::mem::replace(&mut *self.raced.lock().unwrap(), true) {
-            let current = self.inner.load().await?.unwrap();
-            self.inner
-                .commit(&current.state, Some(current.version))
-                .await?;
+            let current = self.inner.load(stream).await?.unwrap();
+            self.inner.commit(stream, &current.state, Some(current.version)).await?;
         }
-        self.inner.commit(state, expected).await
+        self.inner.commit(stream, state, expected).await
     }
 }
 
@@ -468,8 +432,7 @@ async fn an_activity_served_twice_is_delivered_once() {
     let mut w = World::new("2026-01-02T00:00:00Z", 2);
     w.feed.reserve = true;
     for i in 0..7 {
-        w.feed
-            .add(&format!("a{i}"), w.clock.now() - minutes(30 - i), true);
+        w.feed.add(&format!("a{i}"), w.clock.now() - minutes(30 - i), true);
     }
     let report = w.run().await.unwrap();
     assert_eq!(w.assert_no_duplicates(), 7);
@@ -481,24 +444,14 @@ async fn an_activity_served_twice_is_delivered_once() {
 async fn a_rejected_key_changes_nothing() {
     let w = World::new("2026-01-02T00:00:00Z", 5000);
     w.feed.add("a", w.clock.now() - minutes(10), true);
-    w.feed
-        .fail_at
-        .lock()
-        .unwrap()
-        .insert(1, || FeedError::Unauthorized {
-            error_type: "authentication_error".into(),
-            message: "invalid x-api-key".into(),
-            request_id: None,
-        });
+    w.feed.fail_at.lock().unwrap().insert(1, || FeedError::Unauthorized {
+        error_type: "authentication_error".into(),
+        message: "invalid x-api-key".into(),
+        request_id: None,
+    });
     let failed = w.run().await.unwrap_err();
-    assert!(matches!(
-        failed.error,
-        SyncError::Feed(FeedError::Unauthorized { .. })
-    ));
-    assert!(
-        w.store.state().is_none(),
-        "the state item must not be touched"
-    );
+    assert!(matches!(failed.error, SyncError::Feed(FeedError::Unauthorized { .. })));
+    assert!(w.store.state().is_none(), "the state item must not be touched");
     assert!(w.sink.ids().is_empty());
 }
 
@@ -520,19 +473,11 @@ async fn a_missing_bucket_changes_nothing() {
 async fn rate_limiting_stops_resumably() {
     let w = World::new("2026-01-02T00:00:00Z", 1);
     for i in 0..3 {
-        w.feed
-            .add(&format!("a{i}"), w.clock.now() - minutes(30 - i), true);
+        w.feed.add(&format!("a{i}"), w.clock.now() - minutes(30 - i), true);
     }
-    w.feed
-        .fail_at
-        .lock()
-        .unwrap()
-        .insert(2, || FeedError::RateLimited { retry_after: None });
+    w.feed.fail_at.lock().unwrap().insert(2, || FeedError::RateLimited { retry_after: None });
     let report = w.run().await.unwrap();
-    assert_eq!(
-        (report.stop_reason, report.delivered),
-        (Some(StopReason::RateLimited), 1)
-    );
+    assert_eq!((report.stop_reason, report.delivered), (Some(StopReason::RateLimited), 1));
     w.run().await.unwrap();
     assert_eq!(w.assert_no_duplicates(), 3);
 }
@@ -574,8 +519,7 @@ async fn seeded_schedules_never_lose_or_duplicate() {
             for _ in 0..rng.usize(0..12) {
                 let visible = rng.u8(0..5) != 0;
                 let age = SignedDuration::from_secs(rng.i64(0..300));
-                w.feed
-                    .add(&format!("a{next:05}"), clock.now() - age, visible);
+                w.feed.add(&format!("a{next:05}"), clock.now() - age, visible);
                 next += 1;
             }
             // crashes: a lost commit, or a failed write

@@ -27,19 +27,23 @@ impl CloudWatchMetrics {
 
 impl MetricsSink for CloudWatchMetrics {
     async fn put(&self, data: &[Datum]) -> Result<(), MetricsError> {
-        let dimension = Dimension::builder()
-            .name(DIMENSION_FUNCTION_NAME)
-            .value(&self.function_name)
-            .build();
+        let function =
+            Dimension::builder().name(DIMENSION_FUNCTION_NAME).value(&self.function_name).build();
         let data = data
             .iter()
             .map(|d| {
+                let extra = d
+                    .dimensions
+                    .iter()
+                    .map(|(n, v)| Dimension::builder().name(*n).value(*v).build());
                 MetricDatum::builder()
                     .metric_name(d.name)
-                    .dimensions(dimension.clone())
+                    .set_dimensions(Some(std::iter::once(function.clone()).chain(extra).collect()))
                     .value(d.value)
                     .unit(match d.unit {
                         Unit::Count => StandardUnit::Count,
+                        Unit::Seconds => StandardUnit::Seconds,
+                        Unit::Bytes => StandardUnit::Bytes,
                     })
                     .build()
             })
@@ -51,9 +55,6 @@ impl MetricsSink for CloudWatchMetrics {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| MetricsError {
-                namespace: self.namespace.clone(),
-                source: Box::new(e),
-            })
+            .map_err(|e| MetricsError { namespace: self.namespace.clone(), source: Box::new(e) })
     }
 }

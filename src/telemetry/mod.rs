@@ -11,12 +11,27 @@ use std::future::Future;
 use crate::sync::RunReport;
 
 pub const EVENTS_PROCESSED: &str = "EventsProcessed";
+pub const LAG_SECONDS: &str = "LagSeconds";
+pub const API_REQUESTS: &str = "ApiRequests";
+pub const API_THROTTLED: &str = "ApiThrottled";
+pub const API_ERRORS: &str = "ApiErrors";
+pub const OBJECTS_WRITTEN: &str = "ObjectsWritten";
+pub const BYTES_WRITTEN: &str = "BytesWritten";
+pub const DUPLICATES_DROPPED: &str = "DuplicatesDropped";
+pub const LATE_ARRIVALS: &str = "LateArrivals";
+pub const RATE_LIMIT_REMAINING: &str = "RateLimitRemaining";
+pub const COMPLIANCE_LOGGING_DISABLED: &str = "ComplianceLoggingDisabled";
+pub const CANARY_MISSING: &str = "CanaryMissing";
 /// The metrics' one dimension: the function, so several deployments can share a namespace.
 pub const DIMENSION_FUNCTION_NAME: &str = "FunctionName";
+/// `ApiErrors` also carries `ErrorClass`: `Server` (5xx, 529), `Client` (4xx but 429), `Transport`.
+pub const DIMENSION_ERROR_CLASS: &str = "ErrorClass";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
     Count,
+    Seconds,
+    Bytes,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -24,6 +39,14 @@ pub struct Datum {
     pub name: &'static str,
     pub value: f64,
     pub unit: Unit,
+    /// Dimensions beside `FunctionName`.
+    pub dimensions: Vec<(&'static str, &'static str)>,
+}
+
+impl Datum {
+    pub fn count(name: &'static str, value: impl Into<f64>) -> Datum {
+        Datum { name, value: value.into(), unit: Unit::Count, dimensions: Vec::new() }
+    }
 }
 
 /// The port metrics are put through.
@@ -41,13 +64,38 @@ pub struct MetricsError {
     pub source: Box<dyn std::error::Error + Send + Sync>,
 }
 
-/// The metrics of one run, failed or not.
-pub fn run_metrics(report: &RunReport) -> Vec<Datum> {
-    vec![Datum {
-        name: EVENTS_PROCESSED,
-        value: report.delivered as f64,
-        unit: Unit::Count,
-    }]
+/// The metrics of one run, failed or not; `lag_seconds` only for the live stream.
+pub fn run_metrics(report: &RunReport, lag_seconds: Option<f64>) -> Vec<Datum> {
+    let mut data = vec![
+        Datum::count(EVENTS_PROCESSED, report.delivered as f64),
+        Datum::count(API_REQUESTS, report.requests),
+        Datum::count(API_THROTTLED, report.throttled),
+        Datum::count(OBJECTS_WRITTEN, report.objects_written as f64),
+        Datum { unit: Unit::Bytes, ..Datum::count(BYTES_WRITTEN, report.bytes_written as f64) },
+        Datum::count(DUPLICATES_DROPPED, report.duplicates_dropped as f64),
+        Datum::count(LATE_ARRIVALS, report.late_arrivals as f64),
+        Datum::count(COMPLIANCE_LOGGING_DISABLED, report.compliance_logging_disabled),
+    ];
+    for (class, n) in [
+        ("Server", report.api_server_errors),
+        ("Client", report.api_client_errors),
+        ("Transport", report.api_transport_errors),
+    ] {
+        data.push(Datum {
+            dimensions: vec![(DIMENSION_ERROR_CLASS, class)],
+            ..Datum::count(API_ERRORS, n)
+        });
+    }
+    if let Some(lag) = lag_seconds {
+        data.push(Datum { unit: Unit::Seconds, ..Datum::count(LAG_SECONDS, lag) });
+    }
+    if let Some(remaining) = report.rate_limit_remaining {
+        data.push(Datum::count(RATE_LIMIT_REMAINING, remaining));
+    }
+    if report.canary_checked {
+        data.push(Datum::count(CANARY_MISSING, report.canary_missing));
+    }
+    data
 }
 
 #[cfg(test)]
@@ -65,10 +113,7 @@ pub mod memory {
     impl MetricsSink for MemoryMetrics {
         async fn put(&self, data: &[Datum]) -> Result<(), MetricsError> {
             if self.fail {
-                return Err(MetricsError {
-                    namespace: "memory".into(),
-                    source: "injected".into(),
-                });
+                return Err(MetricsError { namespace: "memory".into(), source: "injected".into() });
             }
             self.put.lock().unwrap().extend_from_slice(data);
             Ok(())

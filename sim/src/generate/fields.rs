@@ -145,11 +145,7 @@ fn ip(rng: &mut Rng) -> &'static str {
 }
 
 fn user_agent(rng: &mut Rng) -> Option<&'static str> {
-    if rng.chance(1, 25) {
-        None
-    } else {
-        Some(rng.pick_str(&USER_AGENTS))
-    }
+    if rng.chance(1, 25) { None } else { Some(rng.pick_str(&USER_AGENTS)) }
 }
 
 /// Writes the fields of the `actor` object.
@@ -168,12 +164,9 @@ pub(crate) fn write_actor(a: &mut Obj<'_>, kind: ActorKind, ctx: &Ctx<'_>, rng: 
                 .opt_str("user_agent", user_agent(rng));
         }
         ActorKind::AdminApiKey => {
-            a.str(
-                "admin_api_key_id",
-                rng.pick_str(&ctx.world.admin_api_key_ids),
-            )
-            .str("ip_address", ip(rng))
-            .opt_str("user_agent", user_agent(rng));
+            a.str("admin_api_key_id", rng.pick_str(&ctx.world.admin_api_key_ids))
+                .str("ip_address", ip(rng))
+                .opt_str("user_agent", user_agent(rng));
         }
         ActorKind::UnauthenticatedUser => {
             let email = if rng.chance(1, 4) {
@@ -216,12 +209,9 @@ pub(crate) fn write_actor(a: &mut Obj<'_>, kind: ActorKind, ctx: &Ctx<'_>, rng: 
             );
         }
         ActorKind::ServiceAccount => {
-            a.str(
-                "service_account_id",
-                rng.pick_str(&ctx.world.service_account_ids),
-            )
-            .str("ip_address", ip(rng))
-            .opt_str("user_agent", user_agent(rng));
+            a.str("service_account_id", rng.pick_str(&ctx.world.service_account_ids))
+                .str("ip_address", ip(rng))
+                .opt_str("user_agent", user_agent(rng));
         }
         ActorKind::FederatedIdentity => {
             let (issuer, subject) = *rng.pick(&[
@@ -271,8 +261,7 @@ pub(crate) fn write_actor(a: &mut Obj<'_>, kind: ActorKind, ctx: &Ctx<'_>, rng: 
                         .str("project_number", "418273645501");
                 }
                 _ => {
-                    p.str("type", "oidc")
-                        .str("issuer", "https://idp.acme.example/oauth2/default");
+                    p.str("type", "oidc").str("issuer", "https://idp.acme.example/oauth2/default");
                 }
             })
             .str("subject", subject)
@@ -351,9 +340,7 @@ fn update_entry(arr: &mut Arr<'_>, rng: &mut Rng) {
     let old = *rng.pick(&SETTING_VALUES);
     let new = *rng.pick(&SETTING_VALUES);
     arr.obj(|u| {
-        u.str("field", field)
-            .str("old_value", old)
-            .str("new_value", new);
+        u.str("field", field).str("old_value", old).str("new_value", new);
     });
 }
 
@@ -393,8 +380,7 @@ pub(crate) fn write_details(o: &mut Obj<'_>, activity_type: &str, ctx: &Ctx<'_>,
             let accessed = accessed_at(ctx.created_at, rng);
             o.str("accessed_at", &accessed)
                 .obj("resource_details", |r| {
-                    r.str("type", "conversation")
-                        .str("id", &rng.prefixed_id("claude_chat_"));
+                    r.str("type", "conversation").str("id", &rng.prefixed_id("claude_chat_"));
                 })
                 .str("reason_code", "legal_hold");
         }
@@ -411,17 +397,13 @@ pub(crate) fn write_details(o: &mut Obj<'_>, activity_type: &str, ctx: &Ctx<'_>,
         }
         _ if t.starts_with("claude_chat_snapshot_") => {
             o.str("claude_chat_id", &rng.prefixed_id("claude_chat_"))
-                .str(
-                    "claude_chat_snapshot_id",
-                    &rng.prefixed_id("claude_snapshot_"),
-                );
+                .str("claude_chat_snapshot_id", &rng.prefixed_id("claude_snapshot_"));
         }
         _ if t.starts_with("claude_chat_sync_source_") => {
-            o.str("claude_chat_id", &rng.prefixed_id("claude_chat_"))
-                .obj("sync_source", |s| {
-                    s.str("type", rng.pick_str(&["gdrive", "github", "notion"]))
-                        .str("id", &rng.prefixed_id("sync_"));
-                });
+            o.str("claude_chat_id", &rng.prefixed_id("claude_chat_")).obj("sync_source", |s| {
+                s.str("type", rng.pick_str(&["gdrive", "github", "notion"]))
+                    .str("id", &rng.prefixed_id("sync_"));
+            });
         }
         _ if t.starts_with("claude_chat_") => {
             o.str("claude_chat_id", &rng.prefixed_id("claude_chat_"));
@@ -468,21 +450,16 @@ pub(crate) fn write_details(o: &mut Obj<'_>, activity_type: &str, ctx: &Ctx<'_>,
         _ if t.starts_with("claude_project_document_") || t.starts_with("claude_project_file_") => {
             o.str("claude_project_id", &rng.prefixed_id("claude_proj_"));
             if t.ends_with("_audit_truncated") {
-                o.int("deleted_count", 1000 + rng.below(9000) as i64)
-                    .int("audited_count", 1000);
+                o.int("deleted_count", 1000 + rng.below(9000) as i64).int("audited_count", 1000);
             } else {
                 let id_key = if t.starts_with("claude_project_document_") {
                     "claude_project_document_id"
                 } else {
                     "claude_file_id"
                 };
-                let prefix = if id_key == "claude_file_id" {
-                    "claude_file_"
-                } else {
-                    "claude_doc_"
-                };
-                o.str(id_key, &rng.prefixed_id(prefix))
-                    .str("filename", rng.pick_str(&FILENAMES));
+                let prefix =
+                    if id_key == "claude_file_id" { "claude_file_" } else { "claude_doc_" };
+                o.str(id_key, &rng.prefixed_id(prefix)).str("filename", rng.pick_str(&FILENAMES));
             }
         }
         _ if t.starts_with("claude_project_") => {
@@ -512,28 +489,21 @@ pub(crate) fn write_details(o: &mut Obj<'_>, activity_type: &str, ctx: &Ctx<'_>,
             || t == "claude_user_seat_tier_updated" =>
         {
             target_user(o, ctx, rng);
-            o.str(
-                "role",
-                rng.pick_str(&["user", "admin", "owner", "primary_owner"]),
-            );
+            o.str("role", rng.pick_str(&["user", "admin", "owner", "primary_owner"]));
             if t.ends_with("_updated") || t.ends_with("_transferred") {
                 updates(o, rng);
             }
         }
         _ if t.starts_with("rbac_role_") || t.starts_with("role_assignment_") => {
-            o.str("role_id", &rng.prefixed_id("role_")).str(
-                "role_name",
-                rng.pick_str(&["Auditor", "Billing admin", "Développeur"]),
-            );
+            o.str("role_id", &rng.prefixed_id("role_"))
+                .str("role_name", rng.pick_str(&["Auditor", "Billing admin", "Développeur"]));
             if t.contains("assign") || t.contains("grant") {
                 target_user(o, ctx, rng);
             }
         }
         _ if t.starts_with("platform_workspace_") => {
-            o.str("workspace_id", &rng.prefixed_id("wrkspc_")).str(
-                "workspace_name",
-                rng.pick_str(&["Default", "Prod – EU", "研究"]),
-            );
+            o.str("workspace_id", &rng.prefixed_id("wrkspc_"))
+                .str("workspace_name", rng.pick_str(&["Default", "Prod – EU", "研究"]));
             if t.contains("member") {
                 target_user(o, ctx, rng);
             }
@@ -542,10 +512,8 @@ pub(crate) fn write_details(o: &mut Obj<'_>, activity_type: &str, ctx: &Ctx<'_>,
             }
         }
         _ if t.contains("api_key") => {
-            o.str("api_key_id", &rng.prefixed_id("apikey_")).str(
-                "api_key_name",
-                rng.pick_str(&["ci-bot", "Compliance export", "clé de test"]),
-            );
+            o.str("api_key_id", &rng.prefixed_id("apikey_"))
+                .str("api_key_name", rng.pick_str(&["ci-bot", "Compliance export", "clé de test"]));
             if t.ends_with("_updated") {
                 updates(o, rng);
             }
@@ -563,11 +531,7 @@ pub(crate) fn write_details(o: &mut Obj<'_>, activity_type: &str, ctx: &Ctx<'_>,
             if t.ends_with("_failed") {
                 o.str(
                     "failure_reason",
-                    rng.pick_str(&[
-                        "expired_link",
-                        "idp_error: \"invalid_grant\"",
-                        "mfa_required",
-                    ]),
+                    rng.pick_str(&["expired_link", "idp_error: \"invalid_grant\"", "mfa_required"]),
                 );
             }
         }
@@ -588,10 +552,7 @@ pub(crate) fn write_details(o: &mut Obj<'_>, activity_type: &str, ctx: &Ctx<'_>,
         }
         _ if t.starts_with("desktop_extension_") => {
             o.str("extension_id", &rng.prefixed_id("dxt_"))
-                .str(
-                    "extension_name",
-                    rng.pick_str(&["Filesystem", "Notes ✏️", "Jira"]),
-                )
+                .str("extension_name", rng.pick_str(&["Filesystem", "Notes ✏️", "Jira"]))
                 .str("extension_version", rng.pick_str(&["1.0.0", "2.3.1-beta"]));
         }
         _ if t.starts_with("subscription_")
@@ -609,8 +570,7 @@ pub(crate) fn write_details(o: &mut Obj<'_>, activity_type: &str, ctx: &Ctx<'_>,
         _ => {
             let family = family(t);
             o.obj("resource_details", |r| {
-                r.str("type", &family)
-                    .str("id", &rng.prefixed_id(&format!("{family}_")));
+                r.str("type", &family).str("id", &rng.prefixed_id(&format!("{family}_")));
                 if let Some(name) = org_name {
                     r.str("organization_name", name);
                 }
@@ -629,8 +589,7 @@ pub(crate) fn write_details(o: &mut Obj<'_>, activity_type: &str, ctx: &Ctx<'_>,
 pub(crate) fn write_anthropic_access_tail(o: &mut Obj<'_>, rng: &mut Rng) {
     let resource = *rng.pick(&["message", "conversation", "file", "project"]);
     o.obj("resource_details", |r| {
-        r.str("type", resource)
-            .str("id", &format!("msg_{}", rng.base62(8)));
+        r.str("type", resource).str("id", &format!("msg_{}", rng.base62(8)));
     })
     .str(
         "accessor_department",
@@ -689,13 +648,7 @@ mod tests {
     #[test]
     fn access_transparency_types_are_done_by_anthropic() {
         let mut rng = Rng::stream(1, "t");
-        assert_eq!(
-            ActorKind::for_type("anthropic_access", &mut rng),
-            ActorKind::Anthropic
-        );
-        assert_eq!(
-            ActorKind::for_type("compliance_api_accessed", &mut rng),
-            ActorKind::Api
-        );
+        assert_eq!(ActorKind::for_type("anthropic_access", &mut rng), ActorKind::Anthropic);
+        assert_eq!(ActorKind::for_type("compliance_api_accessed", &mut rng), ActorKind::Api);
     }
 }

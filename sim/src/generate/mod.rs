@@ -155,11 +155,7 @@ impl Generator {
 
     fn activity(&mut self, id: &str, created_at: Timestamp, created_text: &str) -> String {
         let activity_type = self.draw_type();
-        let escaping = if self.rng.chance(1, 20) {
-            Escaping::Ascii
-        } else {
-            Escaping::Minimal
-        };
+        let escaping = if self.rng.chance(1, 20) { Escaping::Ascii } else { Escaping::Minimal };
         let large = self.rng.chance(1, 500);
         let org =
             (!is_organization_less(activity_type)).then(|| self.rng.index(self.world.orgs.len()));
@@ -170,12 +166,7 @@ impl Generator {
             None => rng.index(world.orgs.len()),
         };
         let user = world.user_of(rng, user_org);
-        let ctx = Ctx {
-            world,
-            org,
-            user,
-            created_at,
-        };
+        let ctx = Ctx { world, org, user, created_at };
         let actor = ActorKind::for_type(activity_type, rng);
         let org_id = org.map(|i| world.orgs[i].id.as_str());
         let org_uuid = org.map(|i| world.orgs[i].uuid.as_str());
@@ -212,10 +203,7 @@ impl Generator {
 
 /// The fewest of 0, 3, 6, 9 fractional digits that write `at` exactly.
 fn exact_digits(at: Timestamp) -> u32 {
-    [0, 3, 6]
-        .into_iter()
-        .find(|&d| truncate(at, d) == at)
-        .unwrap_or(9)
+    [0, 3, 6].into_iter().find(|&d| truncate(at, d) == at).unwrap_or(9)
 }
 
 #[cfg(test)]
@@ -243,13 +231,7 @@ mod tests {
 
     #[test]
     fn there_are_516_documented_types() {
-        assert_eq!(
-            ACTIVITY_TYPES
-                .lines()
-                .filter(|l| !l.trim().is_empty())
-                .count(),
-            516
-        );
+        assert_eq!(ACTIVITY_TYPES.lines().filter(|l| !l.trim().is_empty()).count(), 516);
     }
 
     #[test]
@@ -268,36 +250,27 @@ mod tests {
         // THEN all 516 types and all 11 actor variants occur
         let types: HashSet<&str> = records.iter().filter_map(|r| r["type"].as_str()).collect();
         assert_eq!(types.len(), 516);
-        let actors: HashSet<&str> = records
-            .iter()
-            .filter_map(|r| r["actor"]["type"].as_str())
-            .collect();
+        let actors: HashSet<&str> =
+            records.iter().filter_map(|r| r["actor"]["type"].as_str()).collect();
         for kind in ActorKind::ALL {
             assert!(actors.contains(kind.type_name()), "{}", kind.type_name());
         }
-        let providers: HashSet<&str> = records
-            .iter()
-            .filter_map(|r| r["actor"]["provider"]["type"].as_str())
-            .collect();
+        let providers: HashSet<&str> =
+            records.iter().filter_map(|r| r["actor"]["provider"]["type"].as_str()).collect();
         assert_eq!(providers, HashSet::from(["aws", "azure", "gcp", "oidc"]));
     }
 
     #[test]
     fn about_a_tenth_of_activities_have_no_organization() {
         let records = sample(5_000);
-        let orgless = records
-            .iter()
-            .filter(|r| r["organization_id"].is_null())
-            .count();
+        let orgless = records.iter().filter(|r| r["organization_id"].is_null()).count();
         assert!((400..=600).contains(&orgless), "{orgless}");
         for r in records.iter().filter(|r| r["organization_id"].is_null()) {
             assert!(r["organization_uuid"].is_null());
             assert!(is_organization_less(r["type"].as_str().unwrap()));
         }
-        let orgs: HashSet<&str> = records
-            .iter()
-            .filter_map(|r| r["organization_id"].as_str())
-            .collect();
+        let orgs: HashSet<&str> =
+            records.iter().filter_map(|r| r["organization_id"].as_str()).collect();
         assert_eq!(orgs.len(), 3);
     }
 
@@ -373,15 +346,8 @@ mod tests {
     #[test]
     fn an_empty_range_puts_everything_at_from() {
         let from: Timestamp = "2026-04-01T00:00:00.5Z".parse().unwrap();
-        let batch = Generator::new(1).batch(
-            &GenerateSpec {
-                count: 3,
-                from,
-                to: from,
-                hidden: false,
-            },
-            |_| false,
-        );
+        let batch = Generator::new(1)
+            .batch(&GenerateSpec { count: 3, from, to: from, hidden: false }, |_| false);
         for (_, raw) in batch {
             assert!(raw.contains("\"created_at\":\"2026-04-01T00:00:00.500Z\""));
         }
@@ -392,15 +358,8 @@ mod tests {
         // GIVEN a range of one microsecond that starts mid-second
         let from: Timestamp = "2026-04-01T00:00:00.123456Z".parse().unwrap();
         let to: Timestamp = "2026-04-01T00:00:00.123457Z".parse().unwrap();
-        let batch = Generator::new(1).batch(
-            &GenerateSpec {
-                count: 30,
-                from,
-                to,
-                hidden: false,
-            },
-            |_| false,
-        );
+        let batch = Generator::new(1)
+            .batch(&GenerateSpec { count: 30, from, to, hidden: false }, |_| false);
         // THEN every created_at is still inside it
         for (_, raw) in batch {
             let v: serde_json::Value = serde_json::from_str(&raw).unwrap();

@@ -61,11 +61,7 @@ impl World {
         let mut rng = Rng::stream(seed, "world");
         let orgs = ORG_NAMES
             .iter()
-            .map(|&name| Org {
-                id: rng.prefixed_id("org_"),
-                uuid: rng.uuid(),
-                name,
-            })
+            .map(|&name| Org { id: rng.prefixed_id("org_"), uuid: rng.uuid(), name })
             .collect();
         let users = PEOPLE
             .iter()
@@ -80,13 +76,7 @@ impl World {
         let api_key_ids = (0..4).map(|_| rng.prefixed_id("apikey_")).collect();
         let admin_api_key_ids = (0..2).map(|_| rng.prefixed_id("adminkey_")).collect();
         let service_account_ids = (0..3).map(|_| rng.prefixed_id("svcacct_")).collect();
-        Self {
-            orgs,
-            users,
-            api_key_ids,
-            admin_api_key_ids,
-            service_account_ids,
-        }
+        Self { orgs, users, api_key_ids, admin_api_key_ids, service_account_ids }
     }
 
     /// A user of organization `org`.
@@ -115,11 +105,7 @@ mod tests {
     fn users_belong_to_the_organization_of_their_email_domain() {
         let world = World::new(1);
         for user in &world.users {
-            assert!(
-                user.email.ends_with(ORG_DOMAINS[user.org]),
-                "{}",
-                user.email
-            );
+            assert!(user.email.ends_with(ORG_DOMAINS[user.org]), "{}", user.email);
         }
     }
 

@@ -15,15 +15,11 @@ pub const USER_AGENT: &str = "sim-tests/1.0";
 /// The data of most tests lies in April 2026; the simulator's clock stands at May 1st, so
 /// `compliance_api_accessed` records land after it.
 pub fn april(day: i8, hms: &str) -> Timestamp {
-    format!("2026-04-{day:02}T{hms}Z")
-        .parse()
-        .expect("valid test timestamp")
+    format!("2026-04-{day:02}T{hms}Z").parse().expect("valid test timestamp")
 }
 
 pub fn may_first() -> Timestamp {
-    "2026-05-01T00:00:00Z"
-        .parse()
-        .expect("valid test timestamp")
+    "2026-05-01T00:00:00Z".parse().expect("valid test timestamp")
 }
 
 /// Bounds that select the April data and leave out the access records.
@@ -42,21 +38,13 @@ pub async fn fixture() -> Fixture {
 /// A served simulator with a manual clock at May 1st.
 pub async fn fixture_with(config: SimConfig) -> Fixture {
     let clock = ManualClock::new(may_first());
-    let sim = Simulator::new(SimConfig {
-        clock: clock.clock(),
-        ..config
-    });
+    let sim = Simulator::new(SimConfig { clock: clock.clock(), ..config });
     let server = sim.spawn().await.expect("simulator serves");
     Fixture { sim, clock, server }
 }
 
 pub fn april_spec(count: usize, hidden: bool) -> GenerateSpec {
-    GenerateSpec {
-        count,
-        from: april(1, "00:00:00"),
-        to: april(8, "00:00:00"),
-        hidden,
-    }
+    GenerateSpec { count, from: april(1, "00:00:00"), to: april(8, "00:00:00"), hidden }
 }
 
 #[derive(Debug)]
@@ -68,10 +56,7 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     pub fn text(&self) -> &str {
@@ -93,17 +78,11 @@ impl Response {
     }
 
     pub fn error_type(&self) -> String {
-        self.json()["error"]["type"]
-            .as_str()
-            .unwrap_or("")
-            .to_owned()
+        self.json()["error"]["type"].as_str().unwrap_or("").to_owned()
     }
 
     pub fn error_message(&self) -> String {
-        self.json()["error"]["message"]
-            .as_str()
-            .unwrap_or("")
-            .to_owned()
+        self.json()["error"]["message"].as_str().unwrap_or("").to_owned()
     }
 }
 
@@ -136,45 +115,26 @@ pub async fn send(
 }
 
 fn parse_response(raw: &[u8]) -> Response {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("end of headers");
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("end of headers");
     let head = std::str::from_utf8(&raw[..split]).expect("ASCII head");
     let mut lines = head.split("\r\n");
     let status_line = lines.next().expect("status line");
-    let status = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status code");
+    let status = status_line.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status code");
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
     let rest = &raw[split + 4..];
-    let chunked = headers
-        .iter()
-        .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
-    let body = if chunked {
-        dechunk(rest)
-    } else {
-        rest.to_vec()
-    };
-    Response {
-        status,
-        headers,
-        body,
-    }
+    let chunked =
+        headers.iter().any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    let body = if chunked { dechunk(rest) } else { rest.to_vec() };
+    Response { status, headers, body }
 }
 
 fn dechunk(mut rest: &[u8]) -> Vec<u8> {
     let mut body = Vec::new();
     loop {
-        let line_end = rest
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .expect("chunk size line");
+        let line_end = rest.windows(2).position(|w| w == b"\r\n").expect("chunk size line");
         let size_text = std::str::from_utf8(&rest[..line_end]).expect("chunk size");
         let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
             .expect("hex chunk size");
@@ -189,15 +149,8 @@ fn dechunk(mut rest: &[u8]) -> Vec<u8> {
 
 /// A feed request with the default key, the right version and a user agent.
 pub async fn feed(server: &SimServer, query: &str) -> Response {
-    feed_with(
-        server,
-        query,
-        &[
-            ("x-api-key", DEFAULT_API_KEY),
-            ("anthropic-version", "2023-06-01"),
-        ],
-    )
-    .await
+    feed_with(server, query, &[("x-api-key", DEFAULT_API_KEY), ("anthropic-version", "2023-06-01")])
+        .await
 }
 
 /// A feed request with exactly these headers (plus host and user agent).

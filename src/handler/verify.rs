@@ -1,0 +1,180 @@
+//! `{"action": "verify"}`: every dependency checked in the order a run meets them, each with the
+//! remedy when it fails. Changes no state and writes no activity: it writes one marker under
+//! `{prefix}_collector/verify/`, its own `verify` item in the state table and one `VerifyRuns`
+//! datapoint, the least that proves each permission works.
+
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+
+use super::Collector;
+use crate::archive::ObjectSink;
+use crate::clock::{Clock, Deadline};
+use crate::feed::{ActivityFeed, PageQuery};
+use crate::secrets::{ApiKey, SecretSource};
+use crate::state::{LIVE_STREAM, StateStore, SyncState};
+use crate::telemetry::{Datum, MetricsSink};
+
+/// The state item verify writes, apart from every stream's.
+pub const VERIFY_STREAM: &str = "verify";
+pub const VERIFY_RUNS: &str = "VerifyRuns";
+
+#[derive(Debug, Serialize)]
+pub struct VerifyReport {
+    pub status: &'static str,
+    pub run_id: String,
+    pub checks: Vec<Check>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Check {
+    pub check: &'static str,
+    pub ok: bool,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remedy: Option<String>,
+}
+
+impl Check {
+    fn ok(check: &'static str, detail: impl Into<String>) -> Check {
+        Check { check, ok: true, detail: detail.into(), remedy: None }
+    }
+    fn failed(check: &'static str, error: &dyn std::error::Error, remedy: &str) -> Check {
+        Check {
+            check,
+            ok: false,
+            detail: crate::feed::http::error_chain(error),
+            remedy: Some(remedy.to_owned()),
+        }
+    }
+}
+
+impl<Src, Snk, Sto, Met, C> Collector<Src, Snk, Sto, Met, C>
+where
+    Src: SecretSource,
+    Snk: ObjectSink,
+    Sto: StateStore,
+    Met: MetricsSink,
+    C: Clock,
+{
+    pub async fn verify(&self, deadline: Deadline, run_id: &str) -> VerifyReport {
+        let mut checks = Vec::new();
+        let now = self.clock.now();
+
+        // 1. The secret, read afresh.
+        self.keys.invalidate();
+        let key = match self.keys.get(&self.secrets, now).await {
+            Ok(key) => {
+                checks.push(Check::ok(
+                    "secret",
+                    format!("{} read; it holds {}", self.config.api_key_secret_id, key_kind(&key)),
+                ));
+                Some(key)
+            }
+            Err(e) => {
+                checks.push(Check::failed("secret", &e, "store the key: aws secretsmanager put-secret-value --secret-id <API_KEY_SECRET_ID> --secret-string <key>; check the function's secretsmanager:GetSecretValue permission"));
+                None
+            }
+        };
+
+        // 2. The key and its scope: one request for one activity.
+        match &key {
+            Some(key) => {
+                let query = PageQuery {
+                    from: now - SignedDuration::from_hours(1),
+                    to: floor(now),
+                    after: None,
+                    organization_ids: self.config.organization_ids.clone(),
+                    limit: 1,
+                };
+                let (result, stats) = self.http.with_key(key).fetch(&query, deadline).await;
+                match result {
+                    Ok(_) => checks.push(Check::ok(
+                        "api",
+                        format!(
+                            "{} accepted the key with read:compliance_activities (request-id {}, {} requests left this minute)",
+                            self.config.api_base_url,
+                            stats.request_id.as_deref().unwrap_or("-"),
+                            stats.rate_limit_remaining.map_or("?".into(), |r| r.to_string())
+                        ),
+                    )),
+                    Err(e) => checks.push(Check::failed("api", &e, "a 401 means the key is wrong or revoked: create a Compliance Access Key (claude.ai, primary owner) or an Admin API key (Claude Console, after enabling the Compliance API) and store it; a 403 means it lacks read:compliance_activities")),
+                }
+            }
+            None => checks.push(Check {
+                check: "api",
+                ok: false,
+                detail: "not tried: no key".into(),
+                remedy: Some("fix the secret first".into()),
+            }),
+        }
+
+        // 3. The bucket: one marker under the `_` area of the prefix.
+        let marker =
+            format!("{}_collector/verify/{}.json", self.config.output_prefix, safe(run_id));
+        let body =
+            serde_json::json!({"run_id": run_id, "at": now.to_string()}).to_string().into_bytes();
+        match self.sink.put_marker(&marker, body, "application/json").await {
+            Ok(_) => checks.push(Check::ok("bucket", format!("wrote s3://{}/{marker}", self.config.output_bucket))),
+            Err(e) => checks.push(Check::failed("bucket", &e, "create the bucket or fix OUTPUT_BUCKET; grant s3:PutObject and s3:GetObject on <bucket>/<OUTPUT_PREFIX>* (and kms:GenerateDataKey on a KMS key)")),
+        }
+
+        // 4. The state table: read the live state, write the verify item.
+        let table = async {
+            let live = self.store.load(LIVE_STREAM).await?;
+            let version = self.store.load(VERIFY_STREAM).await?.map(|v| v.version);
+            let mut state = SyncState {
+                updated_at: Some(now),
+                updated_by: Some(run_id.to_owned()),
+                ..SyncState::default()
+            };
+            state.delivered_total = 0;
+            self.store.commit(VERIFY_STREAM, &state, version).await?;
+            Ok::<_, crate::state::StateError>(live.and_then(|v| v.state.watermark))
+        };
+        match table.await {
+            Ok(watermark) => checks.push(Check::ok("state_table", format!(
+                "{}: read the live state (watermark {}) and wrote the {VERIFY_STREAM:?} item",
+                self.config.state_table,
+                watermark.map_or("none yet".into(), |w| w.to_string())
+            ))),
+            Err(e) => checks.push(Check::failed("state_table", &e, "create the table (partition key pk, String) or fix STATE_TABLE; grant dynamodb:GetItem, PutItem, DeleteItem on it")),
+        }
+
+        // 5. The metrics.
+        match self.metrics.put(&[Datum::count(VERIFY_RUNS, 1.0)]).await {
+            Ok(()) => checks.push(Check::ok("metrics", format!("put {VERIFY_RUNS} in {}", self.config.metric_namespace))),
+            Err(e) => checks.push(Check::failed("metrics", &e, "grant cloudwatch:PutMetricData with the condition cloudwatch:namespace = METRIC_NAMESPACE")),
+        }
+
+        let ok = checks.iter().all(|c| c.ok);
+        for c in &checks {
+            if c.ok {
+                tracing::info!(check = c.check, detail = %c.detail, "verify");
+            } else {
+                tracing::error!(check = c.check, detail = %c.detail, remedy = c.remedy.as_deref().unwrap_or(""), "verify failed");
+            }
+        }
+        VerifyReport { status: if ok { "ok" } else { "failed" }, run_id: run_id.to_owned(), checks }
+    }
+}
+
+fn key_kind(key: &ApiKey) -> &'static str {
+    let k = key.header_value();
+    if k.starts_with("sk-ant-admin01-") {
+        "an Admin API key"
+    } else if k.starts_with("sk-ant-api01-") {
+        "a Compliance Access Key"
+    } else if k.starts_with("sk-ant-api03-") {
+        "an ordinary Claude API key, which the Compliance API refuses"
+    } else {
+        "a key of an unrecognised kind"
+    }
+}
+
+fn floor(t: Timestamp) -> Timestamp {
+    Timestamp::from_second(t.as_second()).unwrap_or(t)
+}
+
+fn safe(run_id: &str) -> String {
+    run_id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect()
+}
