@@ -293,3 +293,25 @@ async fn a_server_capped_at_1000_per_page_is_asked_again_with_1000() {
         .unwrap();
     assert_eq!(stats.requests, 1);
 }
+
+#[tokio::test]
+async fn a_low_shared_budget_holds_requests_until_its_reset() {
+    // GIVEN an organization whose other tools leave little of a 10-a-minute budget
+    let sim = Simulator::new(SimConfig {
+        keys: vec![ApiKey { key: KEY.into(), has_scope: true }],
+        rate_limit_per_minute: 10,
+        ..SimConfig::default()
+    });
+    let server = sim.spawn().await.unwrap();
+    let http = client(&server);
+    let key = parse_secret(KEY).unwrap();
+    let q = query(hours_ago(1), hours_ago(0), 10);
+    // WHEN the collector has used 9 of them (remaining 1: a tenth of 10)
+    for _ in 0..9 {
+        http.with_key(&key).fetch(&q, deadline(30)).await.both().unwrap();
+    }
+    // THEN the next fetch waits for the reset rather than spending the last request
+    let (result, stats) = http.with_key(&key).fetch(&q, deadline(5)).await;
+    assert!(matches!(result, Err(FeedError::DeadlineReached)), "{result:?}");
+    assert_eq!((stats.requests, sim.requests().len()), (0, 9));
+}

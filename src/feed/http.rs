@@ -45,6 +45,8 @@ pub struct HttpClient<C> {
     /// The smallest gap between two requests, from `MAX_REQUESTS_PER_MINUTE`.
     min_interval: Duration,
     last_request: Mutex<Option<Timestamp>>,
+    /// When the organization's shared budget runs low, no request before its reset.
+    hold_until: Mutex<Option<Timestamp>>,
     /// Lowered to [`LEGACY_PAGE_LIMIT`] once a server refuses a larger page.
     page_limit_cap: AtomicU32,
 }
@@ -77,6 +79,7 @@ impl<C: Clock> HttpClient<C> {
             backoff,
             min_interval: Duration::from_secs(60) / max_requests_per_minute.max(1),
             last_request: Mutex::new(None),
+            hold_until: Mutex::new(None),
             page_limit_cap: AtomicU32::new(u32::MAX),
         })
     }
@@ -86,15 +89,32 @@ impl<C: Clock> HttpClient<C> {
         HttpFeed { client: self, key }
     }
 
-    /// Waits until the pacing interval since the previous request has passed; false when that
-    /// would cross `deadline`.
+    /// Reads the `anthropic-ratelimit-*` headers: when less than a tenth of the organization's
+    /// shared budget remains (a tenth or less), the collector yields to the customer's other tools until the reset.
+    fn observe_rate_limit(&self, headers: &HeaderMap<HeaderValue>, remaining: Option<u32>) {
+        let limit: Option<u32> =
+            header_str(headers, "anthropic-ratelimit-requests-limit").and_then(|v| v.parse().ok());
+        let reset: Option<Timestamp> =
+            header_str(headers, "anthropic-ratelimit-requests-reset").and_then(|v| v.parse().ok());
+        if let (Some(limit), Some(remaining), Some(reset)) = (limit, remaining, reset)
+            && remaining.saturating_mul(10) <= limit
+        {
+            tracing::warn!(remaining, limit, reset = %reset, "the shared rate budget is low; holding until its reset");
+            *self.hold_until.lock().unwrap_or_else(|e| e.into_inner()) = Some(reset);
+        }
+    }
+
+    /// Waits until the pacing interval since the previous request (and any hold from the rate
+    /// headers) has passed; false when that would cross `deadline`.
     async fn pace(&self, deadline: Deadline) -> bool {
         let now = self.clock.now();
+        let hold = self.hold_until.lock().unwrap_or_else(|e| e.into_inner()).filter(|h| *h > now);
         let wait = {
             let mut last = self.last_request.lock().unwrap_or_else(|e| e.into_inner());
             let next = last
                 .and_then(|t| t.checked_add(SignedDuration::try_from(self.min_interval).ok()?).ok())
-                .unwrap_or(now);
+                .unwrap_or(now)
+                .max(hold.unwrap_or(now));
             let wait = Duration::try_from(next.duration_since(now)).unwrap_or(Duration::ZERO);
             if wait + MIN_REQUEST_TIME > deadline.remaining(now) {
                 return false;
@@ -289,6 +309,7 @@ impl<C: Clock> HttpFeed<'_, C> {
         let request_id = header_str(&headers, "request-id").map(str::to_owned);
         let remaining = header_str(&headers, "anthropic-ratelimit-requests-remaining")
             .and_then(|v| v.parse().ok());
+        self.client.observe_rate_limit(&headers, remaining);
         let body = response.bytes().await?;
         if status.is_success() {
             return Ok(match Page::parse(&body) {
