@@ -12,31 +12,45 @@ use std::time::Duration;
 
 use reqwest::Url;
 
-/// One row of the configuration contract: the variable and its default (`None` = required).
+/// One row of the configuration contract: the variable, its default (`None` = required) and, for
+/// numbers, the accepted range.
 pub struct Variable {
     pub name: &'static str,
     pub default: Option<&'static str>,
+    pub range: Option<(u64, u64)>,
 }
-
-/// Every variable of the contract, in the README's order.
-pub const VARIABLES: &[Variable] = &[
-    Variable { name: "API_KEY_SECRET_ID", default: None },
-    Variable { name: "STATE_TABLE", default: None },
-    Variable { name: "OUTPUT_BUCKET", default: None },
-    Variable { name: "OUTPUT_PREFIX", default: Some("anthropic/activity/") },
-    Variable { name: "ORGANIZATION_IDS", default: Some("") },
-    Variable { name: "METRIC_NAMESPACE", default: Some("AnthropicCompliance") },
-    Variable { name: "API_BASE_URL", default: Some("https://api.anthropic.com") },
-    Variable { name: "SETTLE_SECONDS", default: Some("120") },
-    Variable { name: "OVERLAP_SECONDS", default: Some("900") },
-    Variable { name: "INITIAL_LOOKBACK_HOURS", default: Some("168") },
-    Variable { name: "MAX_REQUESTS_PER_MINUTE", default: Some("60") },
-];
 
 /// The API keeps six years of activities; looking back further finds nothing.
 const MAX_LOOKBACK_HOURS: u64 = 6 * 366 * 24;
 /// The API allows 600 requests a minute per parent organization, shared by every tool.
 const API_REQUESTS_PER_MINUTE: u64 = 600;
+const SETTLE_RANGE: (u64, u64) = (0, 86_400);
+const OVERLAP_RANGE: (u64, u64) = (0, 7 * 86_400);
+const LOOKBACK_RANGE: (u64, u64) = (1, MAX_LOOKBACK_HOURS);
+const RPM_RANGE: (u64, u64) = (1, API_REQUESTS_PER_MINUTE);
+
+const fn text(name: &'static str, default: Option<&'static str>) -> Variable {
+    Variable { name, default, range: None }
+}
+
+const fn number(name: &'static str, default: &'static str, range: (u64, u64)) -> Variable {
+    Variable { name, default: Some(default), range: Some(range) }
+}
+
+/// Every variable of the contract, in the README's order.
+pub const VARIABLES: &[Variable] = &[
+    text("API_KEY_SECRET_ID", None),
+    text("STATE_TABLE", None),
+    text("OUTPUT_BUCKET", None),
+    text("OUTPUT_PREFIX", Some("anthropic/activity/")),
+    text("ORGANIZATION_IDS", Some("")),
+    text("METRIC_NAMESPACE", Some("AnthropicCompliance")),
+    text("API_BASE_URL", Some("https://api.anthropic.com")),
+    number("SETTLE_SECONDS", "120", SETTLE_RANGE),
+    number("OVERLAP_SECONDS", "900", OVERLAP_RANGE),
+    number("INITIAL_LOOKBACK_HOURS", "168", LOOKBACK_RANGE),
+    number("MAX_REQUESTS_PER_MINUTE", "60", RPM_RANGE),
+];
 
 /// The validated configuration of the collector.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,10 +110,10 @@ impl Config {
         let organization_ids = p.organization_ids("ORGANIZATION_IDS");
         let metric_namespace = p.namespace("METRIC_NAMESPACE");
         let api_base_url = p.base_url("API_BASE_URL");
-        let settle = p.number("SETTLE_SECONDS", 0, 86_400);
-        let overlap = p.number("OVERLAP_SECONDS", 0, 7 * 86_400);
-        let lookback_hours = p.number("INITIAL_LOOKBACK_HOURS", 1, MAX_LOOKBACK_HOURS);
-        let max_rpm = p.number("MAX_REQUESTS_PER_MINUTE", 1, API_REQUESTS_PER_MINUTE);
+        let settle = p.number("SETTLE_SECONDS", SETTLE_RANGE);
+        let overlap = p.number("OVERLAP_SECONDS", OVERLAP_RANGE);
+        let lookback_hours = p.number("INITIAL_LOOKBACK_HOURS", LOOKBACK_RANGE);
+        let max_rpm = p.number("MAX_REQUESTS_PER_MINUTE", RPM_RANGE);
         match api_base_url {
             Some(api_base_url) if p.problems.is_empty() => Ok(Config {
                 api_key_secret_id,
@@ -220,7 +234,7 @@ impl<L: Fn(&str) -> Option<String>> Parser<L> {
         Some(url)
     }
 
-    fn number(&mut self, variable: &'static str, min: u64, max: u64) -> u64 {
+    fn number(&mut self, variable: &'static str, (min, max): (u64, u64)) -> u64 {
         let raw = self.raw(variable).unwrap_or_default();
         match raw.parse::<u64>() {
             Ok(n) if (min..=max).contains(&n) => n,

@@ -38,15 +38,20 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     };
     let collector = &collector;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let collector =
-            collector.as_ref().map_err(|e| Diagnostic::from(RunError::from(e.clone())))?;
         let deadline =
             Timestamp::from_millisecond(i64::try_from(event.context.deadline).unwrap_or(i64::MAX))
                 .unwrap_or(Timestamp::MAX);
-        match collector.handle(&event.payload, deadline, &event.context.request_id).await {
-            Ok(summary) => Ok(summary),
-            Err(e) => Err(Diagnostic::from(e)),
-        }
+        let result = match collector {
+            Ok(collector) => {
+                collector.handle(&event.payload, deadline, &event.context.request_id).await
+            }
+            Err(e) => Err(RunError::from(e.clone())),
+        };
+        result.map_err(|e| {
+            // The runtime does not log a handler's error: say it once, with its type.
+            tracing::error!(error_type = e.error_type(), error = %e.chain(), "invocation failed");
+            Diagnostic::from(e)
+        })
     }))
     .await
 }

@@ -9,6 +9,7 @@
 //!   failures that change nothing, and the key never in a log line.
 
 mod aws_adapters;
+mod contract;
 mod end_to_end;
 mod feed_http;
 mod operations;

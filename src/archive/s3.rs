@@ -140,6 +140,12 @@ impl ObjectSink for S3Sink {
                 Ok(Some(bytes.into_bytes().to_vec()))
             }
             Err(e) if e.code() == Some("NoSuchKey") => Ok(None),
+            // Without s3:ListBucket, S3 answers a missing key with 403; the function may read
+            // every key under its prefix, so a 403 there means the object is not there.
+            Err(e) if e.code() == Some("AccessDenied") && key.starts_with(&self.prefix) => {
+                tracing::debug!(key, "403 on read: taken as absent");
+                Ok(None)
+            }
             Err(e) => Err(self.classify(key, e)),
         }
     }

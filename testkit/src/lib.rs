@@ -4,12 +4,15 @@
 //!   process per test binary, started from the project virtualenv (`make venv`).
 //! - [`aws`]: SDK clients pointed at it and the fixtures tests need (buckets, tables, secrets,
 //!   reading back objects, state items and metrics).
+//! - [`fault_proxy`]: a fault-injecting reverse proxy in front of the emulator: AWS-shaped errors,
+//!   delays and dropped answers per service and operation, scripted or seeded-random.
 //! - [`lambda`]: a Lambda Runtime API emulator that drives a function binary the way Lambda does
 //!   (cold start, warm reuse, deadline, kill on timeout) and captures its logs.
 //!
 //! Tests share one emulator and isolate themselves with [`unique_name`]d resources.
 
 pub mod aws;
+pub mod fault_proxy;
 pub mod lambda;
 pub mod moto;
 

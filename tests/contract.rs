@@ -1,0 +1,107 @@
+//! The public contracts agree with the code: the README's configuration table, template.yaml's
+//! environment and parameters, and the metric names its alarms use.
+
+use std::collections::BTreeMap;
+
+use anthropic_compliance_collector::config::VARIABLES;
+use anthropic_compliance_collector::telemetry;
+use yaml_rust2::{Yaml, YamlLoader};
+
+fn read(file: &str) -> String {
+    std::fs::read_to_string(testkit::workspace_root().join(file)).unwrap()
+}
+
+fn template() -> Yaml {
+    YamlLoader::load_from_str(&read("template.yaml")).unwrap().remove(0)
+}
+
+fn scalar(y: &Yaml) -> Option<String> {
+    match y {
+        Yaml::String(s) | Yaml::Real(s) => Some(s.clone()),
+        Yaml::Integer(i) => Some(i.to_string()),
+        Yaml::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+#[test]
+fn readme_configuration_table_matches_the_code() {
+    // The rows of the table under "## Configuration": | `NAME` | required | default | meaning |
+    let readme = read("README.md");
+    let section = readme.split("## Configuration").nth(1).unwrap().split("\n## ").next().unwrap();
+    let rows: Vec<(String, String, String)> = section
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            (cells[1].trim_matches('`').into(), cells[2].into(), cells[3].trim_matches('`').into())
+        })
+        .collect();
+    let names: Vec<&str> = rows.iter().map(|(n, _, _)| n.as_str()).collect();
+    let code: Vec<&str> = VARIABLES.iter().map(|v| v.name).collect();
+    assert_eq!(names, code, "the README lists the contract's variables in order");
+    for (v, (name, required, default)) in VARIABLES.iter().zip(&rows) {
+        match v.default {
+            None => assert_eq!((required.as_str(), default.as_str()), ("yes", ""), "{name}"),
+            Some("") => assert_eq!((required.as_str(), default.as_str()), ("no", "(empty)"), "{name}"),
+            Some(d) => assert_eq!((required.as_str(), default.as_str()), ("no", d), "{name}"),
+        }
+    }
+}
+
+#[test]
+fn template_sets_every_variable_with_the_codes_defaults_and_ranges() {
+    let t = template();
+    let parameters = t["Parameters"].as_hash().unwrap();
+    let env = t["Resources"]["CollectorFunction"]["Properties"]["Environment"]["Variables"].as_hash().unwrap();
+    let env: BTreeMap<String, &Yaml> = env.iter().map(|(k, v)| (k.as_str().unwrap().to_owned(), v)).collect();
+    let names: Vec<&str> = env.keys().map(String::as_str).collect();
+    let mut code: Vec<&str> = VARIABLES.iter().map(|v| v.name).collect();
+    code.sort_unstable();
+    assert_eq!(names, code, "the function's environment is exactly the contract");
+    for v in VARIABLES.iter().filter(|v| v.default.is_some()) {
+        // `NAME: !Ref Parameter` (the tag is dropped by the loader: the value is the parameter name)
+        let parameter = env[v.name].as_str().unwrap_or_else(|| panic!("{} is not a plain !Ref", v.name));
+        let p = &parameters[&Yaml::String(parameter.into())];
+        assert_eq!(scalar(&p["Default"]).as_deref(), v.default, "{} ← {parameter} default", v.name);
+        if let Some((min, max)) = v.range {
+            assert_eq!(scalar(&p["MinValue"]), Some(min.to_string()), "{parameter} MinValue");
+            assert_eq!(scalar(&p["MaxValue"]), Some(max.to_string()), "{parameter} MaxValue");
+        }
+    }
+}
+
+#[test]
+fn every_alarm_watches_a_metric_the_code_emits() {
+    let emitted = [
+        telemetry::EVENTS_PROCESSED,
+        telemetry::LAG_SECONDS,
+        telemetry::API_REQUESTS,
+        telemetry::API_THROTTLED,
+        telemetry::API_ERRORS,
+        telemetry::OBJECTS_WRITTEN,
+        telemetry::BYTES_WRITTEN,
+        telemetry::DUPLICATES_DROPPED,
+        telemetry::LATE_ARRIVALS,
+        telemetry::RATE_LIMIT_REMAINING,
+        telemetry::COMPLIANCE_LOGGING_DISABLED,
+        telemetry::CANARY_MISSING,
+    ];
+    let t = template();
+    let mut custom = 0;
+    for (_, resource) in t["Resources"].as_hash().unwrap() {
+        if resource["Type"].as_str() != Some("AWS::CloudWatch::Alarm") {
+            continue;
+        }
+        let p = &resource["Properties"];
+        if p["Namespace"].as_str() == Some("AWS/Lambda") {
+            continue;
+        }
+        let metric = p["MetricName"].as_str().unwrap();
+        assert!(emitted.contains(&metric), "alarm on {metric}, which the code never emits");
+        let dims = p["Dimensions"].as_vec().unwrap();
+        assert_eq!(dims[0]["Name"].as_str(), Some(telemetry::DIMENSION_FUNCTION_NAME));
+        custom += 1;
+    }
+    assert!(custom >= 4, "no events, lag, tamper and canary alarms ({custom})");
+}
