@@ -21,10 +21,16 @@ use crate::feed::{FeedError, PAGE_LIMIT};
 use crate::invocation::{Action, Invocation, InvocationError};
 use crate::secrets::{KeyCache, SecretSource};
 use crate::state::{LIVE_STREAM, StateStore, backfill_stream};
-use crate::sync::{self, Horizons, Mode, RunReport, Settings, SyncError};
+use crate::sync::{self, Horizons, Mode, RunReport, Settings, StopReason, SyncError};
 use crate::telemetry::{MetricsSink, run_metrics};
 
 pub mod verify;
+
+/// How many time windows a long backfill is collected in at once: enough to overlap the latency
+/// of one request with another's, few enough that their pages in flight stay small in memory.
+pub const BACKFILL_PARTS: i32 = 3;
+/// A backfill shorter than this is one window.
+pub const PARTS_FROM: jiff::SignedDuration = jiff::SignedDuration::from_hours(6);
 
 pub struct Collector<Src, Snk, Sto, Met, C> {
     pub config: Config,
@@ -82,35 +88,45 @@ where
     ) -> Result<Value, RunError> {
         let invocation = Invocation::from_payload(payload)?;
         let deadline = Deadline::new(self.clock.now(), invocation_deadline);
-        let plan = match invocation.action {
+        let summary = match invocation.action {
             Action::Verify => {
                 let report = self.verify(deadline, run_id).await;
                 return Ok(serde_json::to_value(report).unwrap_or(Value::Null));
             }
-            Action::Collect => Plan {
-                mode: Mode::Live,
-                stream: LIVE_STREAM.to_owned(),
-                object_tag: None,
-                dry_run: invocation.dry_run,
-            },
+            Action::Collect => {
+                let plan = Plan {
+                    mode: Mode::Live,
+                    stream: LIVE_STREAM.to_owned(),
+                    object_tag: None,
+                    dry_run: invocation.dry_run,
+                };
+                self.collect(&plan, deadline, run_id).await?
+            }
             Action::Backfill { from, to, redeliver } => {
-                self.backfill_plan(from, to, redeliver, invocation.dry_run).await?
+                let plans = self.backfill_plans(from, to, redeliver, invocation.dry_run).await?;
+                // The parts run at once, paced together by the shared HTTP client.
+                let runs = plans.iter().enumerate().map(|(i, plan)| {
+                    let part_run = format!("{run_id}-p{i}");
+                    async move { self.collect(plan, deadline, &part_run).await }
+                });
+                let outcomes = futures_util::future::join_all(runs).await;
+                merge(run_id, backfill_stream(from, to, redeliver), outcomes)?
             }
         };
-        let summary = self.collect(&plan, deadline, run_id).await?;
         Ok(serde_json::to_value(summary).unwrap_or(Value::Null))
     }
 
     /// A backfill ends where the live collection began (unless it redelivers on purpose) and
-    /// before the settle line; its state item is named by the range asked for, so the same
-    /// invocation resumes it.
-    async fn backfill_plan(
+    /// before the settle line. A range of [`PARTS_FROM`] or more is split into [`BACKFILL_PARTS`]
+    /// time windows collected at once, each with its own state item named by the range asked for
+    /// and its part, so the same invocation resumes every part.
+    async fn backfill_plans(
         &self,
         from: Timestamp,
         to: Timestamp,
         redeliver: bool,
         dry_run: bool,
-    ) -> Result<Plan, RunError> {
+    ) -> Result<Vec<Plan>, RunError> {
         let stream = backfill_stream(from, to, redeliver);
         let settle_line = self.clock.now() - sync::plan::signed(self.config.settle);
         let mut end = to.min(settle_line);
@@ -128,11 +144,29 @@ where
             };
             end = end.min(origin);
         }
-        let end = end.max(from);
         if end < to {
             tracing::info!(from = %from, asked_to = %to, to = %end, "backfill range clamped");
         }
-        Ok(Plan { mode: Mode::Backfill { from, to: end }, stream, object_tag, dry_run })
+        // Parts follow the range asked for, not the clamped one, so they never change.
+        let parts = if to.duration_since(from) >= PARTS_FROM { BACKFILL_PARTS } else { 1 };
+        let span = to.duration_since(from) / parts;
+        let plans = (0..parts)
+            .map(|i| {
+                let part_from = from + span * i;
+                let part_to = if i + 1 == parts { to } else { from + span * (i + 1) };
+                Plan {
+                    mode: Mode::Backfill { from: part_from, to: part_to.min(end).max(part_from) },
+                    stream: if parts == 1 {
+                        stream.clone()
+                    } else {
+                        format!("{stream}#part{i}of{parts}")
+                    },
+                    object_tag: object_tag.clone(),
+                    dry_run,
+                }
+            })
+            .collect();
+        Ok(plans)
     }
 
     async fn collect(
@@ -223,6 +257,52 @@ where
         after_effects?;
         Ok(summary)
     }
+}
+
+/// One summary for the parts of a backfill: the figures added up, the window spanning them all,
+/// `caught_up` only when every part is. The first failure fails the invocation (the other parts'
+/// work is committed and resumes).
+fn merge(
+    run_id: &str,
+    stream: String,
+    outcomes: Vec<Result<RunSummary, RunError>>,
+) -> Result<RunSummary, RunError> {
+    let mut merged: Option<RunSummary> = None;
+    for outcome in outcomes {
+        let part = outcome?;
+        let Some(m) = merged.as_mut() else {
+            merged = Some(RunSummary { run_id: run_id.to_owned(), stream: stream.clone(), ..part });
+            continue;
+        };
+        let (r, p) = (&mut m.report, part.report);
+        r.delivered += p.delivered;
+        r.duplicates_dropped += p.duplicates_dropped;
+        r.late_arrivals += p.late_arrivals;
+        r.objects_written += p.objects_written;
+        r.objects_already_present += p.objects_already_present;
+        r.bytes_written += p.bytes_written;
+        r.pages += p.pages;
+        r.requests += p.requests;
+        r.throttled += p.throttled;
+        r.recovered_objects += p.recovered_objects;
+        r.api_server_errors += p.api_server_errors;
+        r.api_client_errors += p.api_client_errors;
+        r.api_transport_errors += p.api_transport_errors;
+        r.window_from = match (r.window_from, p.window_from) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        r.window_to = r.window_to.max(p.window_to);
+        r.watermark = r.watermark.max(p.watermark);
+        r.stop_reason = match (r.stop_reason, p.stop_reason) {
+            (Some(StopReason::NothingNew), other) | (other, Some(StopReason::NothingNew)) => other,
+            (Some(StopReason::CaughtUp), other) | (other, Some(StopReason::CaughtUp)) => other,
+            (first, _) => first,
+        };
+        m.manifest_key = m.manifest_key.take().or(part.manifest_key);
+        m.duration_ms = m.duration_ms.max(part.duration_ms);
+    }
+    merged.ok_or_else(|| RunError::Invocation(InvocationError::EmptyBackfill))
 }
 
 /// A run that failed for a human reason (key, scope, bucket) wrote nothing and leaves no object

@@ -46,6 +46,8 @@ pub enum InvocationError {
         "a backfill ends where the scheduled collection began, and it has not run yet: invoke {{\"action\": \"collect\"}} once first (or add \"redeliver\": true)"
     )]
     BackfillBeforeLive,
+    #[error("the backfill range holds nothing to collect")]
+    EmptyBackfill,
     #[error("a backfill's \"from\" ({from}) must be before its \"to\" ({to})")]
     EmptyRange { from: Timestamp, to: Timestamp },
 }

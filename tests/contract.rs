@@ -43,7 +43,9 @@ fn readme_configuration_table_matches_the_code() {
     for (v, (name, required, default)) in VARIABLES.iter().zip(&rows) {
         match v.default {
             None => assert_eq!((required.as_str(), default.as_str()), ("yes", ""), "{name}"),
-            Some("") => assert_eq!((required.as_str(), default.as_str()), ("no", "(empty)"), "{name}"),
+            Some("") => {
+                assert_eq!((required.as_str(), default.as_str()), ("no", "(empty)"), "{name}")
+            }
             Some(d) => assert_eq!((required.as_str(), default.as_str()), ("no", d), "{name}"),
         }
     }
@@ -53,15 +55,19 @@ fn readme_configuration_table_matches_the_code() {
 fn template_sets_every_variable_with_the_codes_defaults_and_ranges() {
     let t = template();
     let parameters = t["Parameters"].as_hash().unwrap();
-    let env = t["Resources"]["CollectorFunction"]["Properties"]["Environment"]["Variables"].as_hash().unwrap();
-    let env: BTreeMap<String, &Yaml> = env.iter().map(|(k, v)| (k.as_str().unwrap().to_owned(), v)).collect();
+    let env = t["Resources"]["CollectorFunction"]["Properties"]["Environment"]["Variables"]
+        .as_hash()
+        .unwrap();
+    let env: BTreeMap<String, &Yaml> =
+        env.iter().map(|(k, v)| (k.as_str().unwrap().to_owned(), v)).collect();
     let names: Vec<&str> = env.keys().map(String::as_str).collect();
     let mut code: Vec<&str> = VARIABLES.iter().map(|v| v.name).collect();
     code.sort_unstable();
     assert_eq!(names, code, "the function's environment is exactly the contract");
     for v in VARIABLES.iter().filter(|v| v.default.is_some()) {
         // `NAME: !Ref Parameter` (the tag is dropped by the loader: the value is the parameter name)
-        let parameter = env[v.name].as_str().unwrap_or_else(|| panic!("{} is not a plain !Ref", v.name));
+        let parameter =
+            env[v.name].as_str().unwrap_or_else(|| panic!("{} is not a plain !Ref", v.name));
         let p = &parameters[&Yaml::String(parameter.into())];
         assert_eq!(scalar(&p["Default"]).as_deref(), v.default, "{} ← {parameter} default", v.name);
         if let Some((min, max)) = v.range {

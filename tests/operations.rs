@@ -212,7 +212,8 @@ async fn health_metrics_canary_and_tamper_signal_are_emitted() {
     ).unwrap();
     let first = stack.collect().await;
     assert_eq!(first["compliance_logging_disabled"], 1);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // past the settle line (1 s, whole seconds) of the first run's own call
+    tokio::time::sleep(Duration::from_millis(2600)).await;
     let second = stack.collect().await;
     assert_eq!(
         (second["canary_checked"].as_bool(), second["canary_missing"].as_u64()),

@@ -7,9 +7,18 @@
 //! - `end_to_end`: the built Lambda binary driven through the Lambda Runtime API protocol,
 //!   against the simulator and moto, over several runs: exactly-once delivery, state, metrics,
 //!   failures that change nothing, and the key never in a log line.
+//! - `faults`: one test per fault class (API faults from the simulator, AWS faults from the fault
+//!   proxy in front of moto, killed processes, deadlines, concurrent runs, bad input): outcome
+//!   rules, no loss, no duplicate, a valid state item;
+//! - `chaos`: seeded random fault schedules (`CHAOS_SEED`, `CHAOS_RUNS`; `make chaos`), each
+//!   checked for loss and duplicates at the object level;
+//! - `support`: the deployment (`Stack`) and the loss/duplicate audit the two share.
 
 mod aws_adapters;
+mod chaos;
 mod contract;
 mod end_to_end;
+mod faults;
 mod feed_http;
 mod operations;
+mod support;

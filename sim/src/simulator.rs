@@ -159,6 +159,13 @@ impl Simulator {
         self.lock().store.reveal_all()
     }
 
+    /// Makes the hidden activities among `ids` visible (as the API indexing them late);
+    /// returns how many were hidden.
+    pub fn reveal_ids<S: AsRef<str>>(&self, ids: &[S]) -> usize {
+        let wanted: HashSet<&str> = ids.iter().map(AsRef::as_ref).collect();
+        self.lock().store.reveal_where(|id| wanted.contains(id))
+    }
+
     /// Every activity, visible or not, in ascending `(created_at, id)` order.
     pub fn activities(&self) -> Vec<SimActivity> {
         self.lock()
@@ -294,6 +301,21 @@ mod tests {
         assert_eq!(sim.activities().iter().filter(|a| !a.visible).count(), 4);
         assert_eq!(sim.reveal_all(), 4);
         assert!(sim.activities().iter().all(|a| a.visible));
+    }
+
+    #[test]
+    fn chosen_hidden_activities_are_revealed_alone() {
+        let sim = Simulator::new(SimConfig::default());
+        let hidden = sim.generate(&spec(4, true));
+        assert_eq!(sim.reveal_ids(&hidden[..2]), 2);
+        assert_eq!(sim.reveal_ids(&hidden[..2]), 0);
+        let visible: Vec<String> =
+            sim.activities().into_iter().filter(|a| a.visible).map(|a| a.id).collect();
+        let mut expected = hidden[..2].to_vec();
+        expected.sort();
+        let mut visible = visible;
+        visible.sort();
+        assert_eq!(visible, expected);
     }
 
     #[test]

@@ -140,8 +140,13 @@ impl Store {
 
     /// Makes every hidden record visible; returns how many changed.
     pub(crate) fn reveal_all(&mut self) -> usize {
+        self.reveal_where(|_| true)
+    }
+
+    /// Makes the hidden records whose id satisfies `pick` visible; returns how many.
+    pub(crate) fn reveal_where(&mut self, pick: impl Fn(&str) -> bool) -> usize {
         let mut revealed = 0;
-        for record in self.records.iter_mut().filter(|r| !r.visible) {
+        for record in self.records.iter_mut().filter(|r| !r.visible && pick(r.id())) {
             record.visible = true;
             revealed += 1;
         }

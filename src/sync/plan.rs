@@ -34,8 +34,14 @@ pub fn plan(state: &SyncState, now: Timestamp, h: &Horizons, mode: &Mode) -> Opt
         return Some(window.clone());
     }
     if let Mode::Backfill { from, to } = *mode {
-        let done = state.watermark.is_some_and(|w| w >= to);
-        return (from < to && !done).then_some(Window { from, to, cursor: None, position: None });
+        // A range whose end was the settle line when it began may have grown since: go on from
+        // the watermark (less the overlap, whose ids the memory holds), never from the start.
+        let start = match state.watermark {
+            Some(w) if w >= to => return None,
+            Some(w) => w.checked_sub(signed(h.overlap)).ok()?.max(from),
+            None => from,
+        };
+        return (start < to).then_some(Window { from: start, to, cursor: None, position: None });
     }
     let to = floor_second(now.checked_sub(signed(h.settle)).ok()?);
     let from = match state.watermark {
@@ -122,5 +128,8 @@ mod backfill_tests {
         assert_eq!((w.from, w.to), (from, to));
         let done = SyncState { watermark: Some(to), ..Default::default() };
         assert_eq!(plan(&done, now, &h, &mode), None);
+        // the end moved on since (it was the settle line): resume from the watermark
+        let grown = Mode::Backfill { from, to: "2026-01-03T00:00:00Z".parse().unwrap() };
+        assert_eq!(plan(&done, now, &h, &grown).unwrap().from, to);
     }
 }
