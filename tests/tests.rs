@@ -6,7 +6,11 @@
 //! - `aws_adapters`: the S3, DynamoDB, Secrets Manager and CloudWatch adapters against moto;
 //! - `end_to_end`: the built Lambda binary driven through the Lambda Runtime API protocol,
 //!   against the simulator and moto, over several runs: exactly-once delivery, state, metrics,
-//!   failures that change nothing, and the key never in a log line.
+//!   failures that change nothing, and the key never in a log line;
+//! - `operations`: verify, dry runs, backfills and redeliveries, run manifests, health metrics,
+//!   the canary and tamper signals, the rate budget;
+//! - `query_engine`: DuckDB reads the archive as written (Hive partitions, every field);
+//! - `contract`: the README's configuration table, template.yaml and the code agree;
 //! - `faults`: one test per fault class (API faults from the simulator, AWS faults from the fault
 //!   proxy in front of moto, killed processes, deadlines, concurrent runs, bad input): outcome
 //!   rules, no loss, no duplicate, a valid state item;
@@ -21,4 +25,5 @@ mod end_to_end;
 mod faults;
 mod feed_http;
 mod operations;
+mod query_engine;
 mod support;
