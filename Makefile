@@ -43,4 +43,5 @@ clean: ## Remove build outputs and virtualenvs
 	$(CARGO) clean
 	rm -rf $(VENV) .venv-sam .aws-sam
 
-include mk/deploy.mk
+# Deployment (deploy.mk), the chaos suite (chaos.mk) and the benchmarks (bench.mk).
+include $(sort $(wildcard mk/*.mk))
