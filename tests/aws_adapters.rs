@@ -52,6 +52,9 @@ async fn s3_writes_an_object_once_and_refuses_a_second_write_of_its_key() {
     let lines = aws::read_gzip_lines(&c.s3, &bucket, &first.key).await.unwrap();
     assert_eq!(lines.len(), 2);
     sink.probe().await.unwrap();
+    let listed = sink.list("anthropic/activity/year=2026/month=02/").await.unwrap();
+    assert_eq!(listed, vec![first.key.clone()]);
+    assert!(sink.list("anthropic/activity/year=1999/").await.unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -36,6 +36,8 @@ pub trait ObjectSink: Send + Sync {
         body: Vec<u8>,
         content_type: &'static str,
     ) -> impl Future<Output = Result<PutOutcome, SinkError>> + Send;
+    /// The keys under `prefix`.
+    fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, SinkError>> + Send;
     /// Reads an object back; `None` when it does not exist.
     fn get(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, SinkError>> + Send;
 }
@@ -130,6 +132,16 @@ pub mod memory {
             }
             markers.insert(key.to_owned(), body);
             Ok(PutOutcome::Created)
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<String>, SinkError> {
+            Ok(self
+                .objects
+                .lock()
+                .unwrap()
+                .keys()
+                .filter(|k| k.starts_with(prefix))
+                .cloned()
+                .collect())
         }
         async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, SinkError> {
             Ok(self.objects.lock().unwrap().get(key).cloned())

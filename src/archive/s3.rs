@@ -129,6 +129,22 @@ impl ObjectSink for S3Sink {
         self.put_if_absent(key, &body, content_type, &[]).await
     }
 
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, SinkError> {
+        let mut keys = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.classify(prefix, e))?;
+            keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+        }
+        Ok(keys)
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, SinkError> {
         match self.client.get_object().bucket(&self.bucket).key(key).send().await {
             Ok(out) => {

@@ -44,6 +44,8 @@ pub struct SyncState {
     /// The `request-id`s (and times) of this stream's own API calls whose
     /// `compliance_api_accessed` activities a later run should find in the feed.
     pub canary: Vec<(String, Timestamp)>,
+    /// Every whole hour before this has been reconciled against the archive.
+    pub reconciled_until: Option<Timestamp>,
 }
 
 /// A time window `[from, to)` collected oldest first, and how far the collection got.

@@ -62,6 +62,9 @@ pub struct RunReport {
     /// Earlier runs' own API calls found in the feed, and those that never appeared.
     pub canary_checked: bool,
     pub canary_missing: u32,
+    /// Activities indexed later than the overlap, found by reconciling an hour against the archive
+    /// and delivered then.
+    pub late_beyond_overlap: u64,
     /// Activities that record the Compliance API or its logging being switched off.
     pub compliance_logging_disabled: u32,
     /// A dry run: the figures say what would have been written; nothing was.

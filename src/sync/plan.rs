@@ -28,7 +28,8 @@ pub enum Mode {
     Backfill { from: Timestamp, to: Timestamp },
 }
 
-/// The window to collect now, or `None` when there is nothing (left) to collect.
+/// The window to collect now, or `None` when there is nothing (left) to collect: a backfill that
+/// is done, or a zero overlap at the settle line.
 pub fn plan(state: &SyncState, now: Timestamp, h: &Horizons, mode: &Mode) -> Option<Window> {
     if let Some(window) = &state.window {
         return Some(window.clone());
@@ -49,8 +50,15 @@ pub fn plan(state: &SyncState, now: Timestamp, h: &Horizons, mode: &Mode) -> Opt
         None => now.checked_sub(signed(h.initial_lookback)).ok()?,
     };
     let from = floor_second(from);
-    let already_done = state.watermark.is_some_and(|w| w >= to);
-    (from < to && !already_done).then_some(Window { from, to, cursor: None, position: None })
+    // At the settle line already (runs less than a second apart), the overlap is still re-read:
+    // late-indexed activities may have appeared in it since. The watermark never moves back.
+    let to = state.watermark.map_or(to, |w| to.max(w));
+    (from < to).then_some(Window { from, to, cursor: None, position: None })
+}
+
+/// Where a live window ends now: the settle line, in whole seconds.
+pub fn settle_line(now: Timestamp, h: &Horizons) -> Timestamp {
+    floor_second(now.checked_sub(signed(h.settle)).unwrap_or(now))
 }
 
 pub fn signed(d: Duration) -> SignedDuration {
@@ -91,9 +99,12 @@ mod tests {
     }
 
     #[test]
-    fn no_window_when_the_watermark_is_at_the_settle_line() {
+    fn at_the_settle_line_the_overlap_is_still_reread() {
         let state = SyncState { watermark: Some(ts("2026-01-08T00:05:00Z")), ..Default::default() };
-        assert_eq!(plan(&state, ts("2026-01-08T00:07:00Z"), &H, &Mode::Live), None);
+        let w = plan(&state, ts("2026-01-08T00:07:00.5Z"), &H, &Mode::Live).unwrap();
+        assert_eq!((w.from, w.to), (ts("2026-01-07T23:50:00Z"), ts("2026-01-08T00:05:00Z")));
+        let no_overlap = Horizons { overlap: Duration::ZERO, ..H };
+        assert_eq!(plan(&state, ts("2026-01-08T00:07:00Z"), &no_overlap, &Mode::Live), None);
     }
 
     #[test]

@@ -22,15 +22,16 @@ use std::time::Duration;
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 
-use super::plan::{Horizons, Mode, plan, signed};
+use super::plan::{Horizons, Mode, plan, settle_line, signed};
 use super::seen::id_hash;
 use super::signals::{canary_request_id, disables_compliance_logging};
 use super::{ObjectRecord, PageRecord, RunReport, StopReason};
+use crate::archive::key::partition;
 use crate::archive::{ObjectSink, PutOutcome, SinkError, decode_activities, encode_batch};
 use crate::clock::{Clock, Deadline};
 #[cfg(doc)]
 use crate::feed::PAGE_LIMIT;
-use crate::feed::{ActivityFeed, FeedError, PageQuery, RequestStats};
+use crate::feed::{Activity, ActivityFeed, FeedError, PageQuery, RequestStats};
 use crate::state::{Pending, StateError, StateStore, SyncState, Window};
 
 /// How long a batch's write intent excludes other runs. The writer starts no put after
@@ -201,14 +202,30 @@ where
             self.report.window_from.get_or_insert(window.from);
             self.report.window_to = Some(window.to);
             self.report.start_cursor.get_or_insert(window.cursor.clone());
-            state.origin.get_or_insert(window.from);
+            if state.origin.is_none() {
+                state.origin = Some(window.from);
+                if self.settings.mode == Mode::Live {
+                    // The first window read its older hours long after they were indexed; only
+                    // the last hours before it need reconciling.
+                    let start = floor_hour(window.to) - RECONCILE_FIRST_HOURS;
+                    state.reconciled_until = Some(start.max(ceil_hour(window.from)));
+                }
+            }
+            let reaches_settle_line = window.to >= settle_line(now, &self.settings.horizons);
             let end = self.collect_window(&mut state, &mut progress, window).await?;
             self.report.stop_reason = Some(end);
-            if end != StopReason::CaughtUp {
+            if end != StopReason::CaughtUp
+                || (self.settings.mode == Mode::Live && reaches_settle_line)
+            {
                 break;
             }
         }
         self.report.final_cursor = state.window.as_ref().and_then(|w| w.cursor.clone());
+        let caught_up =
+            matches!(self.report.stop_reason, Some(StopReason::CaughtUp | StopReason::NothingNew));
+        if self.settings.mode == Mode::Live && caught_up && !self.settings.dry_run {
+            self.reconcile(&mut state, &mut progress).await?;
+        }
         Ok(())
     }
 
@@ -294,56 +311,12 @@ where
                 new: fresh.len(),
             });
 
-            if !fresh.is_empty() {
-                let objects = encode_batch(
-                    &self.settings.output_prefix,
-                    self.settings.object_tag.as_deref(),
-                    &fresh,
-                )
-                .map_err(SyncError::Encode)?;
-                if !self.settings.dry_run {
-                    if !progress.probed {
-                        self.sink.probe().await?;
-                        progress.probed = true;
-                    }
-                    // Intent first: from here the objects may exist while their ids are not in `seen`.
-                    let lease_until = self.clock.now() + signed(WRITE_LEASE);
-                    state.pending = Some(Pending {
-                        keys: objects.iter().map(|o| o.key.clone()).collect(),
-                        lease_until,
-                        run_id: self.settings.run_id.clone(),
-                    });
-                    progress.version = Some(self.commit(state, progress.version).await?);
-                    let last_put_start = lease_until - signed(WRITE_LEASE - WRITE_WINDOW);
-                    for object in &objects {
-                        if self.clock.now() >= last_put_start {
-                            return Err(SyncError::LeaseExpired { key: object.key.clone() });
-                        }
-                        let outcome = self.sink.put_new(object).await?;
-                        if outcome == PutOutcome::AlreadyPresent {
-                            tracing::info!(key = %object.key, "object already present; not written again");
-                        }
-                        self.record_object(object, outcome);
-                    }
-                } else {
-                    for object in &objects {
-                        self.record_object(object, PutOutcome::Created);
-                    }
+            for a in &fresh {
+                if progress.previous_watermark.is_some_and(|w| a.created_at < w) {
+                    self.report.late_arrivals += 1;
                 }
-                for a in &fresh {
-                    state.seen.insert(id_hash(&a.id), a.created_at);
-                    if progress.previous_watermark.is_some_and(|w| a.created_at < w) {
-                        self.report.late_arrivals += 1;
-                    }
-                    if disables_compliance_logging(&a.raw) {
-                        tracing::error!(activity = %a.id, "the Compliance API or its logging was switched off: activities in the gap can never be recovered");
-                        self.report.compliance_logging_disabled += 1;
-                    }
-                }
-                state.pending = None;
-                state.delivered_total += fresh.len() as u64;
-                self.report.delivered += fresh.len() as u64;
             }
+            self.write_batch(state, progress, &fresh).await?;
 
             // Then advance: cursor, position, and the memory pruned to what can come again.
             if let Some(last) = page.last_id {
@@ -371,6 +344,139 @@ where
                 return Ok(StopReason::CaughtUp);
             }
         }
+    }
+
+    /// Writes new activities as one batch: intent, objects, then the ids into the memory. The
+    /// caller commits the state afterwards (with its cursor).
+    async fn write_batch(
+        &mut self,
+        state: &mut SyncState,
+        progress: &mut Progress,
+        fresh: &[&Activity],
+    ) -> Result<(), SyncError> {
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        let objects =
+            encode_batch(&self.settings.output_prefix, self.settings.object_tag.as_deref(), fresh)
+                .map_err(SyncError::Encode)?;
+        if self.settings.dry_run {
+            for object in &objects {
+                self.record_object(object, PutOutcome::Created);
+            }
+        } else {
+            if !progress.probed {
+                self.sink.probe().await?;
+                progress.probed = true;
+            }
+            // Intent first: from here the objects may exist while their ids are not in `seen`.
+            let lease_until = self.clock.now() + signed(WRITE_LEASE);
+            state.pending = Some(Pending {
+                keys: objects.iter().map(|o| o.key.clone()).collect(),
+                lease_until,
+                run_id: self.settings.run_id.clone(),
+            });
+            progress.version = Some(self.commit(state, progress.version).await?);
+            let last_put_start = lease_until - signed(WRITE_LEASE - WRITE_WINDOW);
+            for object in &objects {
+                if self.clock.now() >= last_put_start {
+                    return Err(SyncError::LeaseExpired { key: object.key.clone() });
+                }
+                let outcome = self.sink.put_new(object).await?;
+                if outcome == PutOutcome::AlreadyPresent {
+                    tracing::info!(key = %object.key, "object already present; not written again");
+                }
+                self.record_object(object, outcome);
+            }
+        }
+        for a in fresh {
+            state.seen.insert(id_hash(&a.id), a.created_at);
+            if disables_compliance_logging(&a.raw) {
+                tracing::error!(activity = %a.id, "the Compliance API or its logging was switched off: activities in the gap can never be recovered");
+                self.report.compliance_logging_disabled += 1;
+            }
+        }
+        state.pending = None;
+        state.delivered_total += fresh.len() as u64;
+        self.report.delivered += fresh.len() as u64;
+        Ok(())
+    }
+
+    /// Reconciles whole hours that left the overlap [`RECONCILE_AFTER`] ago: reads back what the
+    /// archive holds for the hour, re-reads the hour from the feed, and delivers what is missing —
+    /// activities indexed later than the overlap, which would otherwise be lost without a trace.
+    /// Costs about one request an hour in steady state. An hour cut short by the deadline is
+    /// redone whole next run (idempotent: the archive is the dedupe memory here).
+    async fn reconcile(
+        &mut self,
+        state: &mut SyncState,
+        progress: &mut Progress,
+    ) -> Result<(), SyncError> {
+        let (Some(watermark), Some(origin)) = (state.watermark, state.origin) else {
+            return Ok(());
+        };
+        let horizon = watermark - signed(self.settings.horizons.overlap) - signed(RECONCILE_AFTER);
+        for _ in 0..RECONCILE_HOURS_PER_RUN {
+            let hour =
+                state.reconciled_until.unwrap_or_else(|| ceil_hour(origin)).max(ceil_hour(origin));
+            let end = hour + jiff::SignedDuration::from_hours(1);
+            if end > horizon || self.deadline.reached(self.clock.now()) {
+                return Ok(());
+            }
+            let mut archived = HashSet::new();
+            let partition = partition(&self.settings.output_prefix, hour);
+            for key in self.sink.list(&partition).await? {
+                let Some(body) = self.sink.get(&key).await? else { continue };
+                let activities = decode_activities(&body)
+                    .map_err(|source| SyncError::Unrecoverable { key: key.clone(), source })?;
+                archived.extend(activities.into_iter().map(|(id, _)| id_hash(&id)));
+            }
+            let mut cursor = None;
+            loop {
+                if self.deadline.reached(self.clock.now()) {
+                    return Ok(());
+                }
+                let query = PageQuery {
+                    from: hour,
+                    to: end,
+                    after: cursor.clone(),
+                    organization_ids: self.settings.organization_ids.clone(),
+                    limit: self.settings.page_limit,
+                };
+                let (fetched, stats) = self.feed.fetch(&query, self.deadline).await;
+                self.absorb(stats);
+                let page = match fetched {
+                    Ok(page) => page,
+                    Err(FeedError::DeadlineReached | FeedError::RateLimited { .. }) => {
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                self.report.pages += 1;
+                let missing: Vec<&Activity> =
+                    page.activities.iter().filter(|a| archived.insert(id_hash(&a.id))).collect();
+                if !missing.is_empty() {
+                    tracing::warn!(
+                        hour = %hour,
+                        activities = missing.len(),
+                        first = %missing[0].id,
+                        "activities indexed later than the overlap: delivering them now"
+                    );
+                    self.report.late_beyond_overlap += missing.len() as u64;
+                    self.write_batch(state, progress, &missing).await?;
+                    progress.version = Some(self.commit(state, progress.version).await?);
+                }
+                cursor = page.last_id.or(cursor);
+                if !page.has_more {
+                    break;
+                }
+            }
+            state.reconciled_until = Some(end);
+            if !self.settings.dry_run {
+                progress.version = Some(self.commit(state, progress.version).await?);
+            }
+        }
+        Ok(())
     }
 
     fn absorb(&mut self, stats: RequestStats) {
@@ -433,6 +539,23 @@ where
         state.updated_by = Some(self.settings.run_id.clone());
         Ok(self.store.commit(&self.settings.stream, state, expected).await?)
     }
+}
+
+/// An hour is reconciled once it has been out of the overlap this long.
+pub const RECONCILE_AFTER: Duration = Duration::from_secs(3600);
+/// At most this many hours are reconciled per run (a backlog of hours drains over runs).
+const RECONCILE_HOURS_PER_RUN: usize = 2;
+
+/// How many hours before the first window's end are reconciled.
+const RECONCILE_FIRST_HOURS: jiff::SignedDuration = jiff::SignedDuration::from_hours(2);
+
+fn floor_hour(t: Timestamp) -> Timestamp {
+    Timestamp::from_second(t.as_second() - t.as_second().rem_euclid(3600)).unwrap_or(t)
+}
+
+fn ceil_hour(t: Timestamp) -> Timestamp {
+    let secs = t.as_second();
+    Timestamp::from_second(secs + (3600 - secs.rem_euclid(3600)) % 3600).unwrap_or(t)
 }
 
 /// A canary id is due when the watermark is this far past its request: the feed indexes within a

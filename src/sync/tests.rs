@@ -578,3 +578,29 @@ async fn seeded_schedules_never_lose_or_duplicate() {
         let _ = &mut w;
     }
 }
+
+#[tokio::test]
+async fn activities_indexed_later_than_the_overlap_are_found_by_reconciliation_and_delivered_once()
+{
+    // GIVEN collection every 5 minutes, and an activity that the API indexes two hours late
+    let w = World::new("2026-01-01T00:00:00Z", 5000);
+    let start = w.clock.now();
+    for i in 0..(8 * 12) {
+        w.feed.add(&format!("a{i:03}"), start + minutes(5 * i), true);
+    }
+    w.feed.add("very_late", start + minutes(65), false);
+    let mut late_beyond = 0;
+    for step in 0..(8 * 12) {
+        w.clock.advance(Duration::from_secs(300));
+        if step == 36 {
+            w.feed.reveal_all(); // at 3 h, long after its hour left the 15-minute overlap
+        }
+        let report = w.run().await.unwrap();
+        late_beyond += report.late_beyond_overlap;
+    }
+    // THEN reconciliation delivered it, once, and said so; nothing else was delivered twice
+    assert_eq!(late_beyond, 1);
+    w.assert_no_duplicates();
+    w.assert_no_gaps(w.store.state().unwrap().watermark.unwrap());
+    assert!(w.store.state().unwrap().reconciled_until.is_some());
+}

@@ -22,6 +22,7 @@ pub const LATE_ARRIVALS: &str = "LateArrivals";
 pub const RATE_LIMIT_REMAINING: &str = "RateLimitRemaining";
 pub const COMPLIANCE_LOGGING_DISABLED: &str = "ComplianceLoggingDisabled";
 pub const CANARY_MISSING: &str = "CanaryMissing";
+pub const LATE_BEYOND_OVERLAP: &str = "LateBeyondOverlap";
 /// The metrics' one dimension: the function, so several deployments can share a namespace.
 pub const DIMENSION_FUNCTION_NAME: &str = "FunctionName";
 /// `ApiErrors` also carries `ErrorClass`: `Server` (5xx, 529), `Client` (4xx but 429), `Transport`.
@@ -74,6 +75,7 @@ pub fn run_metrics(report: &RunReport, lag_seconds: Option<f64>) -> Vec<Datum> {
         Datum { unit: Unit::Bytes, ..Datum::count(BYTES_WRITTEN, report.bytes_written as f64) },
         Datum::count(DUPLICATES_DROPPED, report.duplicates_dropped as f64),
         Datum::count(LATE_ARRIVALS, report.late_arrivals as f64),
+        Datum::count(LATE_BEYOND_OVERLAP, report.late_beyond_overlap as f64),
         Datum::count(COMPLIANCE_LOGGING_DISABLED, report.compliance_logging_disabled),
     ];
     for (class, n) in [
