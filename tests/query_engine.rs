@@ -15,7 +15,12 @@ use super::end_to_end::{Options, PREFIX, Stack, ago};
 async fn duckdb_reads_exactly_the_delivered_activities_with_hive_partitions() {
     // GIVEN thirty hours of activities collected by the function
     let mut stack = Stack::new(Options::default()).await;
-    stack.sim.generate(&GenerateSpec { count: 1500, from: ago(30 * 60), to: ago(5), hidden: false });
+    stack.sim.generate(&GenerateSpec {
+        count: 1500,
+        from: ago(30 * 60),
+        to: ago(5),
+        hidden: false,
+    });
     stack.collect().await;
     // WHEN the archive is copied as it is (keys as paths) and queried with DuckDB
     let dir = std::env::temp_dir().join(testkit::unique_name("archive"));
@@ -26,7 +31,11 @@ async fn duckdb_reads_exactly_the_delivered_activities_with_hive_partitions() {
         }
         let path = dir.join(relative);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, aws::get_object_bytes(&stack.clients.s3, &stack.bucket, &object.key).await.unwrap()).unwrap();
+        std::fs::write(
+            &path,
+            aws::get_object_bytes(&stack.clients.s3, &stack.bucket, &object.key).await.unwrap(),
+        )
+        .unwrap();
     }
     let root = testkit::workspace_root();
     let out = Command::new(testkit::moto::venv_python())

@@ -151,12 +151,13 @@ impl Stack {
         }
     }
 
-    /// Healthy runs until one reports `caught_up` (at most `max`); the last summary.
+    /// Healthy runs until one reports `caught_up` or `nothing_new` (at most `max`); the last
+    /// summary.
     pub async fn catch_up(&mut self, max: usize) -> Value {
         let mut last = Value::Null;
         for _ in 0..max {
             last = self.collect().await;
-            if last["stop_reason"] == "caught_up" {
+            if last["stop_reason"] == "caught_up" || last["stop_reason"] == "nothing_new" {
                 return last;
             }
         }
@@ -170,6 +171,11 @@ impl Stack {
             to: ago(to_min_ago),
             hidden: false,
         })
+    }
+
+    /// `count` visible activities created in `[from, to)`.
+    pub fn generate_between(&self, count: usize, from: Timestamp, to: Timestamp) -> Vec<String> {
+        self.sim.generate(&GenerateSpec { count, from, to, hidden: false })
     }
 
     /// Every line of every activity object, as `(key, line)`, after checking the object format.
@@ -275,7 +281,11 @@ fn start_function(env: &[(String, String)]) -> LambdaFunction {
 }
 
 /// Invokes `function` and checks that no line it logged holds the key or a long piece of it.
-pub async fn invoke(function: &mut LambdaFunction, payload: Value, timeout: Duration) -> Invocation {
+pub async fn invoke(
+    function: &mut LambdaFunction,
+    payload: Value,
+    timeout: Duration,
+) -> Invocation {
     let invocation = function.invoke(payload, timeout).await.unwrap();
     assert_no_secret(&invocation.logs);
     if let Outcome::Error { error_message, .. } = &invocation.outcome {
@@ -390,10 +400,10 @@ pub fn outcome_kind(invocation: &Invocation) -> String {
 /// The error of a failed invocation: `(errorType, errorMessage)`.
 pub fn error_of(invocation: &Invocation) -> (String, String) {
     match &invocation.outcome {
-        Outcome::Error { error_type, error_message } => {
-            (error_type.clone(), error_message.clone())
+        Outcome::Error { error_type, error_message } => (error_type.clone(), error_message.clone()),
+        other => {
+            panic!("expected a failed invocation, got {other:?}\n{}", invocation.logs.join("\n"))
         }
-        other => panic!("expected a failed invocation, got {other:?}\n{}", invocation.logs.join("\n")),
     }
 }
 

@@ -143,7 +143,7 @@ pub(crate) async fn random_faults(State(sim): State<Simulator>, body: Bytes) -> 
 
 /// `POST /_sim/faults/clear` → `{"cleared":N}`.
 pub(crate) async fn clear_faults(State(sim): State<Simulator>) -> Response {
-    Json(json!({ "cleared": sim.clear_faults() })).into_response()
+    Json(json!({ "cleared": sim.clear_faults().len() })).into_response()
 }
 
 #[derive(Deserialize)]

@@ -204,12 +204,10 @@ impl Simulator {
         self.lock().faults.len()
     }
 
-    /// Drops every queued slot; returns how many there were.
-    pub fn clear_faults(&self) -> usize {
-        let mut state = self.lock();
-        let pending = state.faults.len();
-        state.faults.clear();
-        pending
+    /// Drops every queued slot; returns them, in order (so a test can tell which faults were
+    /// taken).
+    pub fn clear_faults(&self) -> Vec<Option<Fault>> {
+        self.lock().faults.drain(..).collect()
     }
 
     /// Revokes `key`, as deleting it in the console does: every later request with it gets 401

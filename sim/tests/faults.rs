@@ -107,7 +107,7 @@ async fn clean_slots_in_a_schedule_let_their_requests_through() {
 async fn clear_faults_drops_what_is_queued() {
     let f = fixture().await;
     f.sim.push_faults([Fault::status(503), Fault::status(502)]);
-    assert_eq!(f.sim.clear_faults(), 2);
+    assert_eq!(f.sim.clear_faults(), [Some(Fault::status(503)), Some(Fault::status(502))]);
     assert_eq!(feed(&f.server, "").await.status, 200);
 }
 
