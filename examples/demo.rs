@@ -105,7 +105,10 @@ async fn main() -> Result<(), Error> {
     let second = invoke(&mut function, "run 2: the next tick (warm)", json!({})).await?;
 
     // What landed.
-    let objects = aws::list_objects(&clients.s3, BUCKET, "").await?;
+    let (objects, markers): (Vec<_>, Vec<_>) = aws::list_objects(&clients.s3, BUCKET, "")
+        .await?
+        .into_iter()
+        .partition(|o| !o.key.split('/').any(|segment| segment.starts_with('_')));
     let mut lines_by_id: HashMap<String, String> = HashMap::new();
     let mut per_object = Vec::new();
     let mut delivered: Vec<String> = Vec::new();
@@ -135,6 +138,28 @@ async fn main() -> Result<(), Error> {
     }
     let total_bytes: i64 = per_object.iter().map(|(_, s, _)| s).sum();
     println!("  total: {} activities in {} bytes of gzip\n", delivered.len(), total_bytes);
+
+    println!("Beside them, under `_` segments that Athena and the SIEMs skip, the run manifests:");
+    for marker in &markers {
+        println!("  {}", marker.key);
+    }
+    if let Some(manifest) = markers.last() {
+        let body = aws::get_object_bytes(&clients.s3, BUCKET, &manifest.key).await?;
+        let manifest: Value = serde_json::from_slice(&body)?;
+        println!(
+            "  the last one: window {} .. {}, {} page(s) with request ids {:?}, {} object(s) with SHA-256\n",
+            manifest["window_from"],
+            manifest["window_to"],
+            manifest["pages"].as_array().map_or(0, Vec::len),
+            manifest["pages"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| p["request_id"].as_str().unwrap_or("-"))
+                .collect::<Vec<_>>(),
+            manifest["objects"].as_array().map_or(0, Vec::len),
+        );
+    }
 
     if let Some(line) = late.first().and_then(|id| lines_by_id.get(id)) {
         let value: Value = serde_json::from_str(line)?;

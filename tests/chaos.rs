@@ -15,7 +15,7 @@
 //! `CHAOS_SEED` (default [`DEFAULT_SEED`]) and `CHAOS_RUNS` (default [`DEFAULT_RUNS`]) choose the
 //! schedules: schedule `i` uses seed `CHAOS_SEED + i`. A failure prints its seed; `make chaos
 //! SEED=<seed> RUNS=1` replays it (timing is real, so a replay meets the same faults in the same
-//! order but not always at the same instants). `CHAOS_PARALLEL` (default 24) bounds how many
+//! order but not always at the same instants). `CHAOS_PARALLEL` (default 32) bounds how many
 //! schedules run at once (they mostly wait: on back-off, on leases, on deadlines). `CHAOS_KNOWN_BUGS=1` also draws the fault kinds of known, reported
 //! collector bugs (see [`KNOWN_BUG_FAULTS`]), which fail the test until they are fixed.
 
@@ -33,7 +33,7 @@ use crate::support::*;
 
 const DEFAULT_SEED: u64 = 0x00C4_A05E;
 const DEFAULT_RUNS: u64 = 200;
-const DEFAULT_PARALLEL: usize = 24;
+const DEFAULT_PARALLEL: usize = 32;
 /// Re-read window of the chaos deployments: activities indexed later than this are not
 /// guaranteed (they are counted, and excused from the loss count).
 const OVERLAP_SECONDS: i64 = 20;
@@ -269,13 +269,18 @@ async fn schedule(seed: u64, known_bugs: bool) -> Result<Figures, String> {
             figures.kills += 1;
             trail.push(figures.outcome("kill", &run));
         } else if kind < 80 {
-            let timeout = Duration::from_millis(rng.u64(2500..7000));
+            let timeout = Duration::from_millis(rng.u64(3000..8000));
             trail.push(format!("deadline {timeout:?}"));
             let run = invoke(&mut stack.function, json!({}), timeout).await;
             figures.short_deadlines += 1;
             trail.push(figures.outcome("deadline", &run));
-            if matches!(run.outcome, testkit::lambda::Outcome::Timeout) && std::env::var("CHAOS_VERBOSE").is_ok_and(|v| v == "1") {
-                eprintln!("chaos: seed {seed}: deadline {timeout:?} timed out; trail {trail:?}\n{}", tail(&run.logs));
+            if matches!(run.outcome, testkit::lambda::Outcome::Timeout)
+                && std::env::var("CHAOS_VERBOSE").is_ok_and(|v| v == "1")
+            {
+                eprintln!(
+                    "chaos: seed {seed}: deadline {timeout:?} timed out; trail {trail:?}\n{}",
+                    tail(&run.logs)
+                );
             }
         } else {
             let (ta, tb) = (step_timeout(&mut rng), step_timeout(&mut rng));
@@ -330,7 +335,6 @@ async fn schedule(seed: u64, known_bugs: bool) -> Result<Figures, String> {
     figures.aws_faults += stack.proxy.injected().len() as u64;
     stack.proxy.clear();
     reveal(&stack, &mut hidden, &mut excused, &mut figures);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
     trail.push(format!("healthy from @{:.1}s", began.elapsed().as_secs_f64()));
     let mut last = None;
     for _ in 0..6 {
