@@ -163,9 +163,9 @@ async fn main() -> Result<(), Error> {
 
     if let Some(line) = late.first().and_then(|id| lines_by_id.get(id)) {
         let value: Value = serde_json::from_str(line)?;
-        println!(
-            "One record (a late-indexed one), decoded — the line is the API's JSON exactly as served:"
-        );
+        println!("One record (a late-indexed one): its line, the API's JSON exactly as served,");
+        println!("    {line}");
+        println!("and decoded (keys sorted):");
         println!("{}\n", indent(&serde_json::to_string_pretty(&value)?));
     }
 
