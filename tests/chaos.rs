@@ -206,9 +206,10 @@ async fn schedule(seed: u64, known_bugs: bool) -> Result<Figures, String> {
     let mut figures = Figures { schedules: 1, ..Figures::default() };
     let mut trail = vec![format!("setup {:.1}s", began.elapsed().as_secs_f64())];
 
-    // A backlog of one to three pages.
+    // A backlog of one page, or (two schedules in five) of two or three pages.
+    let backlog = if rng.u8(..5) < 2 { rng.usize(1100..2600) } else { rng.usize(100..700) };
     stack.sim.generate(&GenerateSpec {
-        count: rng.usize(150..2200),
+        count: backlog,
         from: Timestamp::now() - SignedDuration::from_mins(55),
         to: Timestamp::now() - SignedDuration::from_secs(5),
         hidden: false,
@@ -494,3 +495,4 @@ fn aws_rule(rng: &mut fastrand::Rng) -> FaultRule {
 fn tail(logs: &[String]) -> String {
     logs[logs.len().saturating_sub(15)..].join("\n")
 }
+

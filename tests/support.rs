@@ -264,6 +264,7 @@ impl Stack {
             lost,
             duplicated,
             altered,
+            delivered_ids: counts.into_keys().collect(),
         }
     }
 
@@ -318,6 +319,7 @@ pub struct Audit {
     pub duplicated: Vec<String>,
     /// Lines that are not the served bytes of their activity.
     pub altered: Vec<String>,
+    pub delivered_ids: HashSet<String>,
 }
 
 impl Audit {
@@ -376,7 +378,15 @@ pub fn ago(minutes: i64) -> Timestamp {
     Timestamp::now() - SignedDuration::from_mins(minutes)
 }
 
+/// The `id` of a delivered line (which must be a JSON object with a string id).
 pub fn id_of(line: &str) -> String {
+    // Most records start with their id, unescaped: skip the full parse for those.
+    if let Some(rest) = line.strip_prefix(r#"{"id":""#)
+        && let Some((id, _)) = rest.split_once('"')
+        && !id.contains('\\')
+    {
+        return id.to_owned();
+    }
     let value: Value = serde_json::from_str(line).unwrap();
     value["id"].as_str().unwrap().to_owned()
 }

@@ -11,7 +11,7 @@ use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 use jiff::Timestamp;
 
-use super::key::{object_key, partition};
+use super::key::object_key;
 use crate::feed::Activity;
 
 /// The gzip level: see BENCHMARKS.md for the cost trade-off behind it.
@@ -38,13 +38,17 @@ pub fn encode_batch(
     let mut objects = Vec::new();
     let mut start = 0;
     while start < activities.len() {
-        let hour = partition("", activities[start].created_at);
-        let len =
-            activities[start..].iter().take_while(|a| partition("", a.created_at) == hour).count();
+        let hour = hour_of(activities[start].created_at);
+        let len = activities[start..].iter().take_while(|a| hour_of(a.created_at) == hour).count();
         objects.push(encode_object(prefix, tag, &activities[start..start + len])?);
         start += len;
     }
     Ok(objects)
+}
+
+/// The UTC hour an activity belongs to, as hours since the epoch.
+fn hour_of(t: Timestamp) -> i64 {
+    t.as_second().div_euclid(3600)
 }
 
 /// Encodes one non-empty group of activities of the same hour.
