@@ -26,7 +26,9 @@ use anthropic_compliance_collector::telemetry::cloudwatch::CloudWatchMetrics;
 type AwsCollector =
     Collector<SecretsManagerSource, S3Sink, DynamoStore, CloudWatchMetrics, SystemClock>;
 
-#[tokio::main]
+// One thread: below 1,769 MB a Lambda has less than one vCPU, the work is I/O-bound but for gzip, and
+// one allocator arena keeps the peak memory that of one page, however long the backlog.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let collector = match Config::from_env() {
