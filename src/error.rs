@@ -26,6 +26,10 @@ pub enum RunError {
     Metrics(#[from] MetricsError),
     #[error("the run's manifest could not be written")]
     Manifest(#[source] SinkError),
+    #[error(
+        "a call to AWS or the API was still running at the invocation's deadline; the run was cut and the next one resumes from the last commit"
+    )]
+    DeadlineExceeded,
 }
 
 impl RunError {
@@ -71,6 +75,7 @@ impl RunError {
             },
             RunError::Metrics(_) => "MetricsUnavailable",
             RunError::Manifest(_) => "ManifestUnavailable",
+            RunError::DeadlineExceeded => "DeadlineExceeded",
         }
     }
 

@@ -4,7 +4,7 @@
 //! generic over the ports, so the same code runs against AWS in Lambda and against fakes in
 //! tests. The handler is the only place that asks the clock for "now" on behalf of a run.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use serde::Serialize;
@@ -25,6 +25,9 @@ use crate::sync::{self, Horizons, Mode, RunReport, Settings, StopReason, SyncErr
 use crate::telemetry::{MetricsSink, run_metrics};
 
 pub mod verify;
+
+/// Kept between the last possible answer and the invocation's deadline.
+const ANSWER_SPARE: Duration = Duration::from_millis(500);
 
 /// How many time windows a long backfill is collected in at once: enough to overlap the latency
 /// of one request with another's, few enough that their pages in flight stay small in memory.
@@ -87,7 +90,25 @@ where
         run_id: &str,
     ) -> Result<Value, RunError> {
         let invocation = Invocation::from_payload(payload)?;
-        let deadline = Deadline::new(self.clock.now(), invocation_deadline);
+        let now = self.clock.now();
+        let deadline = Deadline::new(now, invocation_deadline);
+        // Every AWS and API call is bounded on its own; this bounds them all together, so a call
+        // that hangs near the end gets an answer out before Lambda kills the process.
+        let answer_by = Duration::try_from(invocation_deadline.duration_since(now))
+            .unwrap_or_default()
+            .saturating_sub(ANSWER_SPARE);
+        match tokio::time::timeout(answer_by, self.act(invocation, deadline, run_id)).await {
+            Ok(answer) => answer,
+            Err(_) => Err(RunError::DeadlineExceeded),
+        }
+    }
+
+    async fn act(
+        &self,
+        invocation: Invocation,
+        deadline: Deadline,
+        run_id: &str,
+    ) -> Result<Value, RunError> {
         let summary = match invocation.action {
             Action::Verify => {
                 let report = self.verify(deadline, run_id).await;

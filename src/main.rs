@@ -23,6 +23,9 @@ use anthropic_compliance_collector::state::dynamodb::DynamoStore;
 use anthropic_compliance_collector::sync::run::PUT_TIMEOUT;
 use anthropic_compliance_collector::telemetry::cloudwatch::CloudWatchMetrics;
 
+const AWS_ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+const AWS_OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 type AwsCollector =
     Collector<SecretsManagerSource, S3Sink, DynamoStore, CloudWatchMetrics, SystemClock>;
 
@@ -59,7 +62,16 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 }
 
 async fn build(config: Config) -> Result<AwsCollector, lambda_runtime::Error> {
-    let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    // No AWS call may hang: each is bounded (the handler also bounds the whole invocation).
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .operation_attempt_timeout(AWS_ATTEMPT_TIMEOUT)
+                .operation_timeout(AWS_OPERATION_TIMEOUT)
+                .build(),
+        )
+        .load()
+        .await;
     // Local emulators (tests, the demo) serve S3 on one host: path-style addressing.
     let s3 = aws_sdk_s3::config::Builder::from(&sdk)
         .force_path_style(sdk.endpoint_url().is_some())

@@ -231,6 +231,11 @@ impl<C: Clock> HttpFeed<'_, C> {
                     let last = format!("{} {}", response.status, response.error_type);
                     (failure, Some(response), last)
                 }
+                Err(e) if deadline.remaining(client.clock.now()) < MIN_REQUEST_TIME => {
+                    // Cut short by the run's own stop line, not by a fault: a resumable stop.
+                    tracing::info!(error = %error_chain(&e), attempt, "request cut at the deadline");
+                    return Err(FeedError::DeadlineReached);
+                }
                 Err(e) => {
                     stats.transport_errors += 1;
                     let last = error_chain(&e);

@@ -42,6 +42,10 @@ pub enum PageError {
     Timestamp { id: String, created_at: String },
     #[error("has_more is true but the page carries no cursor to continue from")]
     NoCursor,
+    #[error(
+        "has_more is true but the page's cursor is the one it was asked after: paging would not move"
+    )]
+    StuckCursor,
 }
 
 #[derive(Deserialize)]

@@ -10,8 +10,8 @@
 //! 3. Every commit is compare-and-swap on the version loaded: a run that loses the race stops.
 //!    A write intent is also a short lease: its writer starts no put after [`WRITE_WINDOW`], and
 //!    another run recovers the intent only once [`WRITE_LEASE`] has passed.
-//! 4. The dedupe memory keeps only ids that a later page can serve again: those at or after the
-//!    window's position, and those in the overlap before the window's end.
+//! 4. The dedupe memory keeps only ids that a later page can serve again: those of the last page
+//!    and after it, and those in the overlap before the window's end.
 //! 5. The deadline is checked before every page; a stop leaves a committed cursor to resume from.
 //! 6. A failure that needs a human (key, scope, bucket) happens before anything is committed.
 //! 7. A dry run does all of the above in memory and writes and commits nothing.
@@ -31,7 +31,7 @@ use crate::archive::{ObjectSink, PutOutcome, SinkError, decode_activities, encod
 use crate::clock::{Clock, Deadline};
 #[cfg(doc)]
 use crate::feed::PAGE_LIMIT;
-use crate::feed::{Activity, ActivityFeed, FeedError, PageQuery, RequestStats};
+use crate::feed::{Activity, ActivityFeed, FeedError, Page, PageError, PageQuery, RequestStats};
 use crate::state::{Pending, StateError, StateStore, SyncState, Window};
 
 /// How long a batch's write intent excludes other runs. The writer starts no put after
@@ -265,6 +265,7 @@ where
     ) -> Result<StopReason, SyncError> {
         let overlap = signed(self.settings.horizons.overlap);
         let next_overlap_start = window.to.checked_sub(overlap).unwrap_or(window.from);
+        let mut previous_last: Option<(Timestamp, String)> = None;
         loop {
             if self.deadline.reached(self.clock.now()) {
                 return Ok(StopReason::Deadline);
@@ -285,6 +286,13 @@ where
                 Err(e) => return Err(e.into()),
             };
             self.report.pages += 1;
+            self.refuse_stuck_cursor(
+                &query,
+                &page,
+                previous_last.as_ref().map(|(t, id)| (*t, id.as_str())),
+            )?;
+            previous_last =
+                page.activities.last().map(|a| (a.created_at, a.id.clone())).or(previous_last);
 
             // Dedupe against the memory and within the page itself.
             let mut in_page = HashSet::with_capacity(page.activities.len());
@@ -322,6 +330,9 @@ where
             if let Some(last) = page.last_id {
                 window.cursor = Some(last);
             }
+            // The memory keeps this page's ids too, not only those after it: a page served again
+            // (a cursor that did not really move) is then dropped, not delivered twice.
+            let page_start = page.activities.first().map(|a| a.created_at);
             if let Some(last) = page.activities.last() {
                 window.position = Some(last.created_at);
             }
@@ -332,8 +343,8 @@ where
                 state.seen.prune_before(next_overlap_start);
                 self.settle_canary(state, progress);
             } else {
-                let position = window.position.unwrap_or(window.from);
-                state.seen.prune_before(position.min(next_overlap_start));
+                let keep_from = page_start.or(window.position).unwrap_or(window.from);
+                state.seen.prune_before(keep_from.min(next_overlap_start));
                 state.window = Some(window.clone());
             }
             if !self.settings.dry_run {
@@ -453,6 +464,7 @@ where
                     Err(e) => return Err(e.into()),
                 };
                 self.report.pages += 1;
+                self.refuse_stuck_cursor(&query, &page, None)?;
                 let missing: Vec<&Activity> =
                     page.activities.iter().filter(|a| archived.insert(id_hash(&a.id))).collect();
                 if !missing.is_empty() {
@@ -475,6 +487,31 @@ where
             if !self.settings.dry_run {
                 progress.version = Some(self.commit(state, progress.version).await?);
             }
+        }
+        Ok(())
+    }
+
+    /// A page that says there is more but hands back the cursor it was asked after, or whose last
+    /// activity is not past the previous page's, would have the run read the same records again
+    /// and again: a protocol fault, never skipped over. The run stops without advancing.
+    fn refuse_stuck_cursor(
+        &self,
+        query: &PageQuery,
+        page: &Page,
+        previous_last: Option<(Timestamp, &str)>,
+    ) -> Result<(), SyncError> {
+        let last = page.activities.last().map(|a| (a.created_at, a.id.as_str()));
+        let went_back = matches!((last, previous_last), (Some(l), Some(p)) if l <= p);
+        if page.has_more && (went_back || (page.last_id.is_some() && page.last_id == query.after)) {
+            tracing::error!(
+                request_id = self.report.last_request_id.as_deref().unwrap_or("-"),
+                cursor = query.after.as_deref().unwrap_or("-"),
+                "the API returned the cursor it was asked after: stopping without advancing"
+            );
+            return Err(SyncError::Feed(FeedError::InvalidPage {
+                request_id: self.report.last_request_id.clone(),
+                source: PageError::StuckCursor,
+            }));
         }
         Ok(())
     }
