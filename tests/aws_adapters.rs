@@ -72,20 +72,25 @@ async fn dynamodb_commits_compare_and_swap() {
     aws::create_state_table(&c.dynamodb, &table).await.unwrap();
     let store = DynamoStore::new(c.dynamodb.clone(), &table);
     assert_eq!(store.load("live").await.unwrap(), None);
-    // WHEN a state is committed, then committed again from the same version
+    // WHEN a state is committed, then another run's commits from the same version
     let mut state = SyncState {
         watermark: Some("2026-01-01T00:00:00Z".parse().unwrap()),
+        updated_by: Some("run-a".into()),
+        updated_at: Some("2026-01-01T00:00:01Z".parse().unwrap()),
         ..Default::default()
     };
     state.seen.insert(id_hash("activity_1"), "2026-01-01T00:00:00Z".parse().unwrap());
+    let other = SyncState { updated_by: Some("run-b".into()), ..state.clone() };
     assert_eq!(store.commit("live", &state, None).await.unwrap(), 1);
     assert!(matches!(
-        store.commit("live", &state, None).await,
+        store.commit("live", &other, None).await,
         Err(StateError::Conflict { expected: None })
     ));
+    // AND a resend of the same commit (its answer lost) is recognised as this run's own
+    assert_eq!(store.commit("live", &state, None).await.unwrap(), 1);
     assert_eq!(store.commit("live", &state, Some(1)).await.unwrap(), 2);
     assert!(matches!(
-        store.commit("live", &state, Some(1)).await,
+        store.commit("live", &other, Some(1)).await,
         Err(StateError::Conflict { .. })
     ));
     // THEN the stored item is the last state, readable by a person
@@ -153,6 +158,7 @@ async fn dynamodb_moves_a_large_dedupe_memory_to_chunk_items_and_back() {
     assert_eq!(fresh.load("live").await.unwrap().unwrap().state, big);
     let mut intent = big.clone();
     intent.delivered_total = 1;
+    intent.updated_by = Some("run-2".into());
     assert_eq!(fresh.commit("live", &intent, Some(1)).await.unwrap(), 2);
     assert!(
         aws::get_item(&c.dynamodb, &table, &chunk(1, 0)).await.unwrap().is_some(),

@@ -11,7 +11,8 @@
 //! - no log line ever holds the key (checked on every invocation by `support::invoke`).
 //!
 //! Cases of one class run concurrently, each on its own stack, so waits (back-off, a dead
-//! writer's 25 s lease) overlap.
+//! writer's 25 s lease) overlap. Each case prints one `RELIABILITY | class | outcome | figures`
+//! line (see them with `--nocapture`): the source of the README's reliability table.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -120,6 +121,7 @@ async fn fails_then_recovers(
     slots: Vec<Option<Fault>>,
     error_type: &str,
     logged: &[&str],
+    damaged: Option<RecordField>,
 ) {
     // GIVEN a healthy first run, then new activities and the fault
     let mut stack = Stack::new(options).await;
@@ -142,13 +144,30 @@ async fn fails_then_recovers(
     let (t, message) = error_of(&failed);
     assert_eq!(t, error_type, "{name}: {message}\n{}", failed.logs.join("\n"));
     assert!(message.len() > 20, "{name}: {message}");
-    for text in logged {
-        assert!(
-            failed.logs.iter().any(|l| l.contains(text)),
-            "{name}: {text:?} not logged:\n{}",
-            failed.logs.join("\n")
-        );
-    }
+    // AND one log line holds the failed request's request-id and what it is about: for a
+    // damaged record, its raw text (as the simulator served it: re-serialised without the field)
+    let request_id = stack.sim.requests().last().unwrap().request_id.clone();
+    let damaged: Vec<String> = match damaged {
+        Some(field) => stack
+            .sim
+            .activities()
+            .iter()
+            .map(|a| {
+                let mut object: serde_json::Map<String, Value> =
+                    serde_json::from_str(&a.raw).unwrap();
+                object.remove(field.as_str());
+                serde_json::to_string(&object).unwrap()
+            })
+            .collect(),
+        None => vec![String::new()],
+    };
+    assert!(
+        failed.logs.iter().any(|l| l.contains(&request_id)
+            && logged.iter().all(|text| l.contains(text))
+            && damaged.iter().any(|raw| l.contains(raw))),
+        "{name}: no log line holds {request_id}, {logged:?} and the damaged record:\n{}",
+        failed.logs.join("\n")
+    );
     // AND nothing was delivered or advanced from the refused page
     let after = stack.state().await.unwrap();
     assert_eq!(after.state.watermark, before.state.watermark, "{name}");
@@ -159,11 +178,7 @@ async fn fails_then_recovers(
     let last = stack.catch_up(3).await;
     let audit = stack.audit(watermark(&last), &HashSet::new()).await;
     report(&format!("API {name}"), &format!("run fails {error_type}; next run ok"), &audit);
-    assert!(
-        audit.is_clean(),
-        "{name}: {audit}
-last run: {last}"
-    );
+    assert!(audit.is_clean(), "{name}: {audit}\nlast run: {last}");
     assert!(watermark(&last) > watermark(&first));
 }
 
@@ -180,36 +195,40 @@ async fn permanent_api_faults_fail_the_run_with_a_stable_type_and_change_nothing
                 should_retry: Some(false),
             })],
             "ApiUnavailable",
-            &["500"],
+            &[],
+            None,
         )),
         case(fails_then_recovers(
             "malformed JSON",
             Options::default(),
             vec![Some(Fault::MalformedBody)],
             "ApiResponseInvalid",
-            &["req_", "unreadable page"],
+            &[],
+            None,
         )),
         case(fails_then_recovers(
             "record without id",
             Options::default(),
             vec![Some(Fault::MissingField { field: RecordField::Id })],
             "ApiResponseInvalid",
-            // the raw record is logged: its created_at and type are there, its id is not
-            &["req_", "raw: {", "missing field `id`"],
+            &[],
+            Some(RecordField::Id),
         )),
         case(fails_then_recovers(
             "record without created_at",
             Options::default(),
             vec![Some(Fault::MissingField { field: RecordField::CreatedAt })],
             "ApiResponseInvalid",
-            &["req_", "raw: {\"actor\"", "missing field `created_at`"],
+            &[],
+            Some(RecordField::CreatedAt),
         )),
         case(fails_then_recovers(
             "non-UTF-8 bytes in a body",
             Options::default(),
             vec![Some(Fault::InvalidUtf8)],
             "ApiResponseInvalid",
-            &["req_", "unreadable page"],
+            &[],
+            None,
         )),
         case(fails_then_recovers(
             // A 400 for the cursor: the collector first takes it for a server that caps pages
@@ -219,6 +238,7 @@ async fn permanent_api_faults_fail_the_run_with_a_stable_type_and_change_nothing
             vec![Some(Fault::InvalidCursor), Some(Fault::InvalidCursor)],
             "ApiRequestRejected",
             &["invalid cursor"],
+            None,
         )),
     ];
     concurrently(cases).await;
@@ -247,15 +267,7 @@ async fn a_key_revoked_mid_run_fails_with_api_key_rejected_keeps_the_pages_befor
     assert_eq!(error_of(&again).0, "ApiKeyRejected");
     assert_eq!(stack.state().await.unwrap().version, state.version);
     // WHEN the operator stores a new key in the secret (the same warm process re-reads it)
-    stack
-        .clients
-        .secretsmanager
-        .put_secret_value()
-        .secret_id(&stack.secret_id)
-        .secret_string(ROTATED_KEY)
-        .send()
-        .await
-        .unwrap();
+    update_secret(&stack, ROTATED_KEY).await;
     // THEN the next run resumes from the stored cursor and catches up exactly once
     let last = stack.catch_up(3).await;
     assert!(!stack.function.all_logs().is_empty());
@@ -286,11 +298,7 @@ async fn odd_pages(name: &'static str, slots: Vec<Option<Fault>>) {
         &format!("run ok (caught_up); {} duplicates dropped", summary["duplicates_dropped"]),
         &audit,
     );
-    assert!(
-        audit.is_clean(),
-        "{name}: {audit}
-{summary}"
-    );
+    assert!(audit.is_clean(), "{name}: {audit}\n{summary}");
     assert!(audit.served >= 1800);
 }
 
@@ -307,14 +315,27 @@ async fn empty_pages_with_more_are_followed_and_lose_nothing() {
 }
 
 #[tokio::test]
-#[ignore = "bug: a page whose cursor does not move makes the collector prune its dedupe memory as if it had, so the page served again is delivered twice; see the fault-suite report"]
 async fn a_cursor_that_does_not_move_duplicates_nothing() {
-    // 400 for limit 5000, page 1, then page 2 with the cursor of page 1
-    odd_pages("a cursor that does not move", vec![None, None, Some(Fault::StuckCursor)]).await;
+    // GIVEN a two-page backlog, and page 2 served with the cursor of page 1 (after the 400 for
+    // limit 5000 and page 1)
+    let mut stack = Stack::new(Options::small_pages()).await;
+    stack.generate(1800, 120, 2);
+    stack.sim.push_schedule([None, None, Some(Fault::StuckCursor)]);
+    // WHEN a run collects
+    let run = stack.invoke(json!({}), LONG).await;
+    // THEN it follows the page again and drops what it delivered, or refuses the page (a stuck
+    // cursor is not the API's contract) without advancing past it
+    let kind = outcome_kind(&run);
+    assert!(["ok:caught_up", "error:ApiResponseInvalid"].contains(&kind.as_str()), "{kind}");
+    // AND nothing is delivered twice, and the next runs catch up
+    let last = stack.catch_up(3).await;
+    let audit = stack.audit(watermark(&last), &HashSet::new()).await;
+    report("API a cursor that does not move", &format!("{kind}; next run ok"), &audit);
+    assert!(audit.is_clean(), "{audit}");
+    assert!(audit.served >= 1800);
 }
 
 #[tokio::test]
-#[ignore = "bug: same as a_cursor_that_does_not_move_duplicates_nothing (each re-served page is delivered again), and a cursor that never moves is not detected: the run re-reads one page until its deadline"]
 async fn a_cursor_stuck_for_good_makes_the_run_stop_at_its_deadline_and_resume() {
     // GIVEN a page whose cursor never moves, for many requests in a row
     let mut stack = Stack::new(Options::small_pages()).await;
@@ -337,28 +358,25 @@ async fn a_cursor_stuck_for_good_makes_the_run_stop_at_its_deadline_and_resume()
     // AND once the API behaves, the next runs catch up exactly once
     stack.sim.clear_faults();
     let last = stack.catch_up(3).await;
-    let audit = stack.assert_exactly_once(watermark(&last)).await;
-    report(
-        "API cursor stuck for good (60 pages)",
-        &format!("{kind}: loops re-reading one page until the deadline; next run ok"),
-        &audit,
-    );
+    let audit = stack.audit(watermark(&last), &HashSet::new()).await;
+    report("API cursor stuck for good (60 pages)", &format!("{kind}; next run ok"), &audit);
+    audit.assert_clean();
 }
 
 #[tokio::test]
-async fn a_response_slower_than_the_clients_timeout_fails_resumably() {
-    // GIVEN a run with 6 s (it stops starting work at 4 s) and a response that takes 20 s
+async fn a_response_slower_than_the_time_left_stops_the_run_resumably() {
+    // GIVEN a run with 8 s (it stops starting work at 6 s) and a response that takes 30 s
     let mut stack = Stack::new(Options::default()).await;
     stack.generate(200, 60, 2);
-    stack.sim.push_faults([Fault::Delay(Duration::from_secs(20))]);
+    stack.sim.push_faults([Fault::Delay(Duration::from_secs(30))]);
     // WHEN it collects
     let started = Instant::now();
-    let slow = stack.invoke(json!({}), Duration::from_secs(6)).await;
+    let slow = stack.invoke(json!({}), Duration::from_secs(8)).await;
     // THEN the request times out before the deadline, with no time left to retry: the run
     // ends by itself (not killed by Lambda) and leaves nothing half done
     let kind = outcome_kind(&slow);
     assert!(kind == "error:ApiUnavailable" || kind == "ok:deadline", "{kind}: {:?}", slow.outcome);
-    assert!(started.elapsed() < Duration::from_secs(6));
+    assert!(started.elapsed() < Duration::from_secs(8));
     assert!(stack.state().await.is_none_or(|s| s.state.pending.is_none()));
     // AND the next run catches up
     let last = stack.catch_up(2).await;
@@ -402,49 +420,132 @@ async fn activities_indexed_late_within_the_overlap_are_delivered_once_and_count
 }
 
 #[tokio::test]
-#[ignore = "bug: activities indexed later than OVERLAP_SECONDS are dropped without a trace (no log line, no metric); see the fault-suite report"]
 async fn activities_indexed_later_than_the_overlap_are_counted_and_reported() {
-    // GIVEN an overlap of 5 s, and activities created 40 s ago that are not indexed yet
-    let mut stack = Stack::new(Options::default().with_env("OVERLAP_SECONDS", "5")).await;
-    stack.generate(100, 30, 1);
-    let now = Timestamp::now();
+    // GIVEN an overlap of 5 s and a five-page backlog of the last ten hours, whose last page is
+    // slower than the first run has time for (kept clear of an hour's first minute: the
+    // collector reconciles whole hours)
+    let mut now = Timestamp::now();
+    if now.as_second().rem_euclid(3600) < 60 {
+        tokio::time::sleep(Duration::from_secs(61)).await;
+        now = Timestamp::now();
+    }
+    let this_hour =
+        Timestamp::from_second(now.as_second() - now.as_second().rem_euclid(3600)).unwrap();
+    let hour = this_hour - SignedDuration::from_hours(2);
+    let mut stack = Stack::new(Options::small_pages().with_env("OVERLAP_SECONDS", "5")).await;
+    stack.generate_between(
+        4000,
+        now - SignedDuration::from_hours(10),
+        this_hour - SignedDuration::from_hours(1),
+    );
+    stack.generate_between(
+        500,
+        this_hour - SignedDuration::from_hours(1),
+        now - SignedDuration::from_mins(1),
+    );
+    // AND activities of two hours ago that are not indexed yet
     let too_late = stack.sim.generate(&GenerateSpec {
         count: 7,
-        from: now - SignedDuration::from_secs(45),
-        to: now - SignedDuration::from_secs(35),
+        from: hour + SignedDuration::from_mins(5),
+        to: hour + SignedDuration::from_mins(55),
         hidden: true,
     });
+    // (the 400 for limit 5000, four pages, then the fifth held past the run's stop line)
+    stack.sim.push_schedule([
+        None,
+        None,
+        None,
+        None,
+        None,
+        Some(Fault::Delay(Duration::from_secs(30))),
+    ]);
+    let first = stack.invoke(json!({}), Duration::from_secs(20)).await;
+    let kind = outcome_kind(&first);
+    assert!(["ok:deadline", "error:ApiUnavailable"].contains(&kind.as_str()), "{kind}");
+    // WHEN they are indexed, long after the window's cursor went past them, and a run finishes
+    stack.sim.reveal_all();
+    let next = stack.invoke(json!({}), LONG).await;
+    let summary = next.outcome.response().cloned().unwrap_or_else(|| panic!("{:?}", next.outcome));
+    // THEN none is dropped without a trace: each is counted in the summary and the metric, and
+    // logged (and here, even delivered, once)
+    let audit = stack.audit(watermark(&summary), &HashSet::new()).await;
+    let delivered = too_late.iter().filter(|id| audit.delivered_ids.contains(*id)).count();
+    report(
+        "API activities indexed later than OVERLAP_SECONDS (behind the cursor)",
+        &format!(
+            "{} counted (late_beyond_overlap, LateBeyondOverlap), logged; {delivered} of {} delivered by the hourly reconciliation",
+            summary["late_beyond_overlap"],
+            too_late.len()
+        ),
+        &audit,
+    );
+    audit.assert_clean();
+    assert_eq!(summary["late_beyond_overlap"].as_u64(), Some(too_late.len() as u64), "{summary}");
+    assert!(
+        next.logs.iter().any(|l| l.contains("later than the overlap")),
+        "missed late activities are not reported in the logs:\n{}",
+        next.logs.join("\n")
+    );
+    let dims = [("FunctionName", stack.function.function_name())];
+    let metric = testkit::aws::metric_sum(
+        &stack.clients.cloudwatch,
+        &stack.namespace,
+        "LateBeyondOverlap",
+        &dims,
+    )
+    .await
+    .unwrap();
+    assert_eq!(metric, Some(too_late.len() as f64));
+}
+
+#[tokio::test]
+#[ignore = "gap: an hour is reconciled once, about an hour after it leaves the overlap; activities indexed after that are still dropped without a trace (not counted, not logged); see the fault-suite report"]
+async fn activities_indexed_after_their_hour_was_reconciled_are_counted_and_reported() {
+    // GIVEN an overlap of 5 s, and activities of two hours ago not indexed yet
+    let mut now = Timestamp::now();
+    if now.as_second().rem_euclid(3600) < 60 {
+        tokio::time::sleep(Duration::from_secs(61)).await;
+        now = Timestamp::now();
+    }
+    let this_hour =
+        Timestamp::from_second(now.as_second() - now.as_second().rem_euclid(3600)).unwrap();
+    let hour = this_hour - SignedDuration::from_hours(2);
+    let mut stack = Stack::new(Options::default().with_env("OVERLAP_SECONDS", "5")).await;
+    stack.generate(100, 30, 1);
+    let too_late = stack.sim.generate(&GenerateSpec {
+        count: 7,
+        from: hour + SignedDuration::from_mins(5),
+        to: hour + SignedDuration::from_mins(55),
+        hidden: true,
+    });
+    // AND a first run that collects and reconciles their hour while they are not indexed
     stack.collect().await;
-    // WHEN they are indexed 40 s late, well past the overlap, and the next runs collect
+    // WHEN they are indexed and the next run collects
     stack.sim.reveal_all();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let next = stack.invoke(json!({}), LONG).await;
-    // THEN they are not guaranteed (the contract covers up to OVERLAP_SECONDS)...
+    let summary = next.outcome.response().cloned().unwrap_or_else(|| panic!("{:?}", next.outcome));
+    // THEN they are not guaranteed, but each missed one is counted and reported
     let excused: HashSet<String> = too_late.iter().cloned().collect();
-    let summary = next.outcome.response().cloned().unwrap_or(Value::Null);
     let audit = stack.audit(watermark(&summary), &excused).await;
-    audit.assert_clean();
-    let delivered: HashSet<String> = stack.delivered().await.into_iter().collect();
-    let missed = too_late.iter().filter(|id| !delivered.contains(*id)).count();
+    let missed = too_late.iter().filter(|id| !audit.delivered_ids.contains(*id)).count();
     report(
-        "API activities indexed later than OVERLAP_SECONDS",
-        &format!("{missed} of {} never delivered; no trace", too_late.len()),
+        "API activities indexed after their hour was reconciled (2 h late)",
+        &format!(
+            "{missed} of {} never delivered; late_beyond_overlap {}",
+            too_late.len(),
+            summary["late_beyond_overlap"]
+        ),
         &audit,
     );
-    // ...but every one missed is counted and reported, in the logs and the summary
-    assert_eq!(missed, too_late.len());
-    let logs = next.logs.join("\n");
-    assert!(
-        logs.contains("later than") || logs.contains("beyond the overlap"),
-        "missed late activities are not reported in the logs:\n{logs}"
-    );
-    assert!(
-        summary.get("late_beyond_overlap").is_some_and(|n| n.as_u64() >= Some(1)),
-        "missed late activities are not counted in the summary: {summary}"
-    );
+    audit.assert_clean();
+    assert_eq!(summary["late_beyond_overlap"].as_u64(), Some(missed as u64), "{summary}");
 }
 
 // ---- AWS: S3 ----
+
+/// A rule's `times` for "on every attempt": more than any retry policy makes.
+const EVERY: u32 = 1000;
 
 /// A stack with an hour of history (two objects a batch: the activities span two hours of
 /// partitions) and a first healthy run, so faults meet a run with a state to keep.
@@ -495,11 +596,11 @@ async fn s3_errors_and_timeouts_on_put_object_are_retried_or_fail_resumably() {
             .await;
         }),
         case(async {
-            // GIVEN a put that fails with 500 InternalError on every attempt
+            // GIVEN puts that fail with 500 InternalError on every attempt
             let (mut stack, _) = warmed_stack(Options::default()).await;
             stack.proxy.push(
                 FaultRule::new(AwsService::S3, "PutObject", FaultAction::s3_internal_error())
-                    .times(3),
+                    .times(EVERY),
             );
             // WHEN a run writes its batch
             let failed = stack.invoke(json!({}), LONG).await;
@@ -511,31 +612,35 @@ async fn s3_errors_and_timeouts_on_put_object_are_retried_or_fail_resumably() {
             // AND the next run waits out the lease, finds nothing was written, and catches up
             let next = recovers(
                 &mut stack,
-                "S3 PutObject 500 InternalError x3",
+                "S3 PutObject 500 InternalError on every attempt",
                 "ArchiveUnavailable; next run ok",
             )
             .await;
             assert_eq!(next["recovered_objects"], 0, "{next}");
         }),
         case(async {
-            // GIVEN a put that S3 takes 12 s to answer: past the collector's 10 s put timeout,
-            // and it lands all the same
+            // GIVEN puts that S3 takes 12 s to answer, on every attempt: past the collector's
+            // put timeout, and they land all the same
             let (mut stack, _) = warmed_stack(Options::default()).await;
-            stack.proxy.push(FaultRule::new(
-                AwsService::S3,
-                "PutObject",
-                FaultAction::Delay(Duration::from_secs(12)),
-            ));
+            stack.proxy.push(
+                FaultRule::new(
+                    AwsService::S3,
+                    "PutObject",
+                    FaultAction::Delay(Duration::from_secs(12)),
+                )
+                .times(EVERY),
+            );
             let started = Instant::now();
             let failed = stack.invoke(json!({}), LONG).await;
             let (t, message) = error_of(&failed);
             assert_eq!(t, "ArchiveUnavailable", "{message}");
-            assert!(started.elapsed() < Duration::from_secs(12), "the put timeout bounds the wait");
+            // (bounded: the batch's put and the manifest's, 10 s each at most)
+            assert!(started.elapsed() < Duration::from_secs(30), "the put timeout bounds the wait");
             // WHEN the next run starts before the late write has landed
             // THEN it waits out the lease, finds the late object and counts it delivered
             let next = recovers(
                 &mut stack,
-                "S3 PutObject timeout (answer after 12 s; the write lands late)",
+                "S3 PutObject timeout (answers after 12 s; the writes land late)",
                 "ArchiveUnavailable; next run recovers the late object",
             )
             .await;
@@ -571,14 +676,14 @@ async fn dynamodb_throttling_and_conditional_check_failures_lose_and_duplicate_n
             let before = stack.state().await.unwrap();
             stack.proxy.push(
                 FaultRule::new(AwsService::DynamoDb, "GetItem", FaultAction::dynamodb_throttled())
-                    .times(3),
+                    .times(EVERY),
             );
             let failed = stack.invoke(json!({}), LONG).await;
             assert_eq!(error_of(&failed).0, "StateUnavailable");
             assert_eq!(stack.state().await.unwrap(), before, "nothing changed");
             recovers(
                 &mut stack,
-                "DynamoDB GetItem throttled x3 (state load)",
+                "DynamoDB GetItem throttled on every attempt (state load)",
                 "StateUnavailable, nothing changed; next run ok",
             )
             .await;
@@ -590,7 +695,7 @@ async fn dynamodb_throttling_and_conditional_check_failures_lose_and_duplicate_n
             let objects = stack.delivered().await.len();
             stack.proxy.push(
                 FaultRule::new(AwsService::DynamoDb, "PutItem", FaultAction::dynamodb_throttled())
-                    .times(3),
+                    .times(EVERY),
             );
             let failed = stack.invoke(json!({}), LONG).await;
             assert_eq!(error_of(&failed).0, "StateUnavailable");
@@ -599,7 +704,7 @@ async fn dynamodb_throttling_and_conditional_check_failures_lose_and_duplicate_n
             assert_eq!(stack.delivered().await.len(), objects);
             recovers(
                 &mut stack,
-                "DynamoDB PutItem throttled x3 (write intent)",
+                "DynamoDB PutItem throttled on every attempt (write intent)",
                 "StateUnavailable, nothing written; next run ok",
             )
             .await;
@@ -610,7 +715,7 @@ async fn dynamodb_throttling_and_conditional_check_failures_lose_and_duplicate_n
             stack.proxy.push(
                 FaultRule::new(AwsService::DynamoDb, "PutItem", FaultAction::dynamodb_throttled())
                     .after(1)
-                    .times(3),
+                    .times(EVERY),
             );
             let failed = stack.invoke(json!({}), LONG).await;
             assert_eq!(error_of(&failed).0, "StateUnavailable");
@@ -618,7 +723,7 @@ async fn dynamodb_throttling_and_conditional_check_failures_lose_and_duplicate_n
             assert!(stack.state().await.unwrap().state.pending.is_some());
             let next = recovers(
                 &mut stack,
-                "DynamoDB PutItem throttled x3 (commit after the writes)",
+                "DynamoDB PutItem throttled on every attempt (commit after the writes)",
                 "StateUnavailable; next run recovers the written objects",
             )
             .await;
@@ -693,11 +798,16 @@ async fn dynamodb_throttling_and_conditional_check_failures_lose_and_duplicate_n
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_manager_errors_fail_before_any_request_and_change_nothing() {
     let cases = [
-        (FaultAction::internal_service_error(), 3, "SecretUnavailable"),
-        (FaultAction::access_denied(), 1, "SecretAccessDenied"),
+        (
+            "500 InternalServiceError",
+            FaultAction::internal_service_error(),
+            EVERY,
+            "SecretUnavailable",
+        ),
+        ("400 AccessDeniedException", FaultAction::access_denied(), 1, "SecretAccessDenied"),
     ]
     .into_iter()
-    .map(|(action, times, expected)| {
+    .map(|(name, action, times, expected)| {
         case(async move {
             let (mut stack, _) = warmed_stack(Options::default()).await;
             // a fresh sandbox: a warm one would use its cached key
@@ -716,7 +826,10 @@ async fn secrets_manager_errors_fail_before_any_request_and_change_nothing() {
             assert_eq!(stack.state().await.unwrap(), before);
             recovers(
                 &mut stack,
-                &format!("Secrets Manager {action:?} x{times}"),
+                &format!(
+                    "Secrets Manager GetSecretValue {name}{}",
+                    if times == EVERY { " on every attempt" } else { " once" }
+                ),
                 &format!("{expected}, nothing changed; next run ok"),
             )
             .await;
@@ -736,7 +849,7 @@ async fn a_cloudwatch_failure_loses_and_duplicates_nothing_and_is_visible_in_the
             "PutMetricData",
             FaultAction::internal_service_error(),
         )
-        .times(3),
+        .times(EVERY),
     );
     // WHEN a run collects
     let failed = stack.invoke(json!({}), LONG).await;
@@ -755,7 +868,7 @@ async fn a_cloudwatch_failure_loses_and_duplicates_nothing_and_is_visible_in_the
     // AND the next run neither re-delivers nor misses anything
     let next = recovers(
         &mut stack,
-        "CloudWatch PutMetricData 500 x3",
+        "CloudWatch PutMetricData 500 on every attempt",
         "MetricsUnavailable, data delivered and committed, logged; next run ok",
     )
     .await;
@@ -919,45 +1032,67 @@ async fn processes_killed_before_and_after_a_write_or_a_commit_lose_and_duplicat
 
 #[tokio::test]
 async fn a_deadline_reached_mid_backfill_stops_resumably_and_the_next_runs_resume() {
-    // GIVEN a backlog of five pages served slowly (0.8 s a page)
+    // GIVEN a backlog of nine pages served a little slowly (0.6 s a page: every request started
+    // with the second the collector insists on completes)
     let mut options = Options::small_pages();
-    options.sim.latency = Duration::from_millis(800);
+    options.sim.latency = Duration::from_millis(600);
     let mut stack = Stack::new(options).await;
-    stack.generate(4500, 300, 2);
-    // WHEN runs get 5 s each (they stop starting work at 3 s)
+    stack.generate(8800, 300, 2);
+    // WHEN runs get 6 s each (they stop starting work at 4 s)
     let mut stops = Vec::new();
-    let mut pages = 0;
     let mut resumable = 0;
-    for _ in 0..8 {
-        let run = stack.invoke(json!({}), Duration::from_secs(5)).await;
-        let summary =
-            run.outcome.response().cloned().unwrap_or_else(|| panic!("{:?}", run.outcome));
-        pages += summary["pages"].as_u64().unwrap();
-        let stop = summary["stop_reason"].as_str().unwrap().to_owned();
+    for _ in 0..10 {
+        let run = stack.invoke(json!({}), Duration::from_secs(6)).await;
+        let kind = outcome_kind(&run);
         // THEN each stops at its deadline with a committed cursor (or, its window done, before
         // the next one's first page), until one catches up
+        // (under a heavy load the cleanup after the stop may not fit: the run is then cut at
+        // its deadline, DeadlineExceeded, which is as resumable)
+        assert!(
+            kind.starts_with("ok:") || kind == "error:DeadlineExceeded",
+            "{kind}: {:?}\n{}",
+            run.outcome,
+            run.logs.join("\n")
+        );
         let state = stack.state().await.unwrap();
         assert!(state.state.pending.is_none());
-        if stop == "deadline" && state.state.window.as_ref().is_some_and(|w| w.cursor.is_some()) {
+        if kind == "ok:deadline" && state.state.window.as_ref().is_some_and(|w| w.cursor.is_some())
+        {
             resumable += 1;
         }
-        stops.push(stop.clone());
-        if stop == "caught_up" {
+        stops.push(kind.clone());
+        if kind == "ok:caught_up" {
             break;
         }
     }
-    assert!(stops.iter().filter(|s| *s == "deadline").count() >= 2, "{stops:?}");
     assert!(resumable >= 1, "{stops:?}");
-    assert_eq!(stops.last().map(String::as_str), Some("caught_up"), "{stops:?}");
-    assert!(pages >= 5);
+    assert_eq!(stops.last().map(String::as_str), Some("ok:caught_up"), "{stops:?}");
     // AND everything came exactly once
-    let last = stack.collect().await;
+    let last = stack.catch_up(2).await;
     let audit = stack.assert_exactly_once(watermark(&last)).await;
     report(
-        "Lambda deadline reached mid-backfill (5 s per run)",
-        &format!("{} runs stop at the deadline, then caught_up", stops.len() - 1),
+        "Lambda deadline reached mid-backfill (6 s per run, 9 pages)",
+        &format!("{} runs stop at the deadline (ok, resumable), then caught_up", stops.len() - 1),
         &audit,
     );
+}
+
+#[tokio::test]
+async fn a_slow_but_healthy_api_near_the_deadline_stops_the_run_rather_than_failing_it() {
+    // GIVEN an API that takes 2 s a page, and a backlog of several pages
+    let mut options = Options::small_pages();
+    options.sim.latency = Duration::from_secs(2);
+    let mut stack = Stack::new(options).await;
+    stack.generate(4500, 300, 2);
+    // WHEN a run with 8 s collects (it stops starting work at 6 s: its third request starts
+    // with about 1.5 s left, the minimum being 1 s)
+    let run = stack.invoke(json!({}), Duration::from_secs(8)).await;
+    // THEN it stops at its deadline, resumably: nothing is wrong with the API
+    let kind = outcome_kind(&run);
+    let last = stack.catch_up(4).await;
+    let audit = stack.assert_exactly_once(watermark(&last)).await;
+    report("API healthy but slow (2 s a page) near the deadline", &kind, &audit);
+    assert_eq!(kind, "ok:deadline", "{:?}", run.outcome);
 }
 
 #[tokio::test]
@@ -1028,11 +1163,12 @@ async fn a_warm_process_reused_after_a_failed_invocation_catches_up() {
             let (mut stack, _) = warmed_stack(Options::default()).await;
             stack.proxy.push(
                 FaultRule::new(AwsService::S3, "PutObject", FaultAction::s3_internal_error())
-                    .times(3),
+                    .times(EVERY),
             );
             let failed = stack.invoke(json!({}), LONG).await;
             assert_eq!(error_of(&failed).0, "ArchiveUnavailable");
-            // WHEN it is invoked again
+            // WHEN S3 recovers and it is invoked again
+            stack.proxy.clear();
             let next = stack.invoke(json!({}), LONG).await;
             // THEN the same process waits out its own dead batch's lease and catches up
             assert!(!next.cold_start);
@@ -1137,15 +1273,7 @@ async fn bad_secrets_fail_clearly_without_a_request_or_a_trace_of_their_value() 
     ];
     for (secret, expected) in cases {
         // WHEN the secret holds a bad value and a fresh sandbox reads it
-        stack
-            .clients
-            .secretsmanager
-            .put_secret_value()
-            .secret_id(&stack.secret_id)
-            .secret_string(secret)
-            .send()
-            .await
-            .unwrap();
+        update_secret(&stack, secret).await;
         let mut function = stack.another_function();
         let refused = invoke(&mut function, json!({}), LONG).await;
         // THEN it fails with a clear type, and neither its message nor a log line holds the value
@@ -1157,15 +1285,7 @@ async fn bad_secrets_fail_clearly_without_a_request_or_a_trace_of_their_value() 
         assert_untouched(&stack, &before, secret).await;
     }
     // AND with the key stored again, the next run catches up
-    stack
-        .clients
-        .secretsmanager
-        .put_secret_value()
-        .secret_id(&stack.secret_id)
-        .secret_string(KEY)
-        .send()
-        .await
-        .unwrap();
+    update_secret(&stack, KEY).await;
     stack.function = stack.another_function();
     let last = stack.catch_up(2).await;
     let audit = stack.assert_exactly_once(watermark(&last)).await;
@@ -1242,4 +1362,41 @@ async fn activities_of_several_megabytes_are_delivered_byte_for_byte() {
         "delivered byte for byte",
         &audit,
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_aws_call_near_the_deadline_does_not_get_the_run_killed() {
+    let cases = [
+        (AwsService::S3, "PutObject", 0),
+        (AwsService::DynamoDb, "PutItem", 0),
+        (AwsService::CloudWatch, "PutMetricData", 0),
+    ]
+    .into_iter()
+    .map(|(service, operation, after)| {
+        Box::pin(async move {
+            // GIVEN a run with 8 s (it stops starting work at 6 s) and one AWS call that takes 30 s
+            let (mut stack, _) = warmed_stack(Options::default()).await;
+            stack.proxy.push(
+                FaultRule::new(service, operation, FaultAction::Delay(Duration::from_secs(30)))
+                    .after(after)
+                    .times(EVERY),
+            );
+            // WHEN it collects
+            let run = stack.invoke(json!({}), Duration::from_secs(8)).await;
+            // THEN it gives up on the call in time and answers (a failure or a stop), rather
+            // than being killed by Lambda at its deadline with nothing reported
+            let kind = outcome_kind(&run);
+            recovers(
+                &mut stack,
+                &format!("AWS {service} {operation} slower than the time left"),
+                &kind,
+            )
+            .await;
+            (format!("{service} {operation}"), kind)
+        })
+    })
+    .collect();
+    let killed: Vec<_> =
+        concurrently(cases).await.into_iter().filter(|(_, kind)| kind == "timeout").collect();
+    assert!(killed.is_empty(), "killed by Lambda at the deadline: {killed:?}");
 }

@@ -95,7 +95,7 @@ impl Stack {
         }
         aws::create_state_table(&clients.dynamodb, &table).await.unwrap();
         if let Some(secret) = &options.secret {
-            aws::put_secret(&clients.secretsmanager, &secret_id, secret).await.unwrap();
+            put_secret(&clients, &secret_id, secret).await;
         }
         let sim = Simulator::new(options.sim);
         let server = sim.spawn().await.unwrap();
@@ -274,6 +274,29 @@ impl Stack {
         audit.assert_clean();
         audit
     }
+}
+
+/// moto's Secrets Manager is not thread-safe: a secret created while another is looked up can
+/// fail with "dictionary changed size during iteration". Tests create secrets one at a time.
+static SECRETS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn put_secret(clients: &Clients, secret_id: &str, value: &str) {
+    let _one_at_a_time = SECRETS.lock().await;
+    aws::put_secret(&clients.secretsmanager, secret_id, value).await.unwrap();
+}
+
+/// Stores `value` as the secret's new version (one at a time, see [`SECRETS`]).
+pub async fn update_secret(stack: &Stack, value: &str) {
+    let _one_at_a_time = SECRETS.lock().await;
+    stack
+        .clients
+        .secretsmanager
+        .put_secret_value()
+        .secret_id(&stack.secret_id)
+        .secret_string(value)
+        .send()
+        .await
+        .unwrap();
 }
 
 fn start_function(env: &[(String, String)]) -> LambdaFunction {

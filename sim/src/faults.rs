@@ -32,8 +32,9 @@ pub enum Fault {
     /// The page is served with one record, the middle one, lacking `field`. An empty page is
     /// served as it is.
     MissingField { field: RecordField },
-    /// 200 `{"data":[],"has_more":true,...}` whose cursors name the position the request started
-    /// from, so following them reads the same range again.
+    /// 200 `{"data":[],"has_more":true,...}` whose cursor moves on by as little as can be: to
+    /// just after the request's own cursor (or to the start of the range without one), so
+    /// following it skips nothing and reads the records the page should have held.
     EmptyPageWithMore,
     /// The page's records with `has_more: true` and a `last_id` that does not advance: the
     /// request's own `after_id` (or, without one, the start of the range).

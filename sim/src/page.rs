@@ -124,12 +124,21 @@ impl Page<'_> {
                 let cut = body.len() / 2;
                 (body, Wire::ResetAfter(cut))
             }
-            PageFault::EmptyWithMore => whole(envelope_body(&Envelope {
-                data: Vec::new(),
-                has_more: true,
-                first_id: Some(start()),
-                last_id: Some(start()),
-            })),
+            PageFault::EmptyWithMore => {
+                // A cursor that moves, but not past any record: just after where the request
+                // started (a cursor's position, or the range's edge).
+                let mut next = start_position(query);
+                if query.cursor.is_some() {
+                    next.id.push('\u{0}');
+                }
+                let cursor = cursors.encode(&next);
+                whole(envelope_body(&Envelope {
+                    data: Vec::new(),
+                    has_more: true,
+                    first_id: Some(cursor.clone()),
+                    last_id: Some(cursor),
+                }))
+            }
             PageFault::StuckCursor => whole(envelope_body(&Envelope {
                 data: self.records.iter().map(|r| r.raw.as_ref()).collect(),
                 has_more: true,

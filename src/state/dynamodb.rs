@@ -199,13 +199,34 @@ impl StateStore for DynamoStore {
             });
             self.transact_state(item, expected, chunk_items.collect(), stale).await
         };
-        result?;
+        match result {
+            Ok(()) => {}
+            // The SDK resends a write whose answer was lost; the resend then meets the version the
+            // first one wrote. That is this run's own commit, not another run's.
+            Err(StateError::Conflict { .. })
+                if self.committed_by_us(stream, state, version).await =>
+            {
+                tracing::info!(stream, version, "a retried commit found its own earlier write");
+            }
+            Err(e) => return Err(e),
+        }
         self.remember(stream, chunks);
         Ok(version)
     }
 }
 
 impl DynamoStore {
+    /// Whether the stored item is `state` at `version`, as this run's commit would have left it.
+    async fn committed_by_us(&self, stream: &str, state: &SyncState, version: u64) -> bool {
+        let Ok(Some(item)) = self.get(stream.to_owned()).await else { return false };
+        let stored_version =
+            item.get("version").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok());
+        let stamp = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+        stored_version == Some(version)
+            && stamp("updated_by") == state.updated_by
+            && stamp("updated_at") == state.updated_at.map(|t| t.to_string())
+    }
+
     fn condition(expected: Option<u64>) -> (&'static str, Option<AttributeValue>) {
         match expected {
             None => ("attribute_not_exists(pk)", None),

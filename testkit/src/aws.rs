@@ -57,9 +57,7 @@ pub fn env_for(endpoint: &str) -> Vec<(String, String)> {
 
 /// S3 client with path-style addressing.
 pub fn s3(config: &SdkConfig) -> aws_sdk_s3::Client {
-    let conf = aws_sdk_s3::config::Builder::from(config)
-        .force_path_style(true)
-        .build();
+    let conf = aws_sdk_s3::config::Builder::from(config).force_path_style(true).build();
     aws_sdk_s3::Client::from_conf(conf)
 }
 
@@ -135,11 +133,7 @@ pub struct ObjectInfo {
 
 /// Creates bucket `name` (us-east-1: no location constraint).
 pub async fn create_bucket(s3: &aws_sdk_s3::Client, name: &str) -> Result<(), Error> {
-    s3.create_bucket()
-        .bucket(name)
-        .send()
-        .await
-        .map_err(|e| sdk_error("CreateBucket", e))?;
+    s3.create_bucket().bucket(name).send().await.map_err(|e| sdk_error("CreateBucket", e))?;
     Ok(())
 }
 
@@ -149,12 +143,7 @@ pub async fn list_objects(
     bucket: &str,
     prefix: &str,
 ) -> Result<Vec<ObjectInfo>, Error> {
-    let mut pages = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(prefix)
-        .into_paginator()
-        .send();
+    let mut pages = s3.list_objects_v2().bucket(bucket).prefix(prefix).into_paginator().send();
     let mut objects = Vec::new();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| sdk_error("ListObjectsV2", e))?;
@@ -182,11 +171,7 @@ pub async fn get_object_bytes(
         .send()
         .await
         .map_err(|e| sdk_error("GetObject", e))?;
-    let body = object
-        .body
-        .collect()
-        .await
-        .map_err(|e| sdk_error("GetObject body", e))?;
+    let body = object.body.collect().await.map_err(|e| sdk_error("GetObject body", e))?;
     Ok(body.into_bytes().to_vec())
 }
 
@@ -280,9 +265,7 @@ pub async fn put_secret(
         .send()
         .await
         .map_err(|e| sdk_error("CreateSecret", e))?;
-    output
-        .arn
-        .ok_or_else(|| Error::Contract(format!("CreateSecret {name} returned no ARN")))
+    output.arn.ok_or_else(|| Error::Contract(format!("CreateSecret {name} returned no ARN")))
 }
 
 // ---- CloudWatch ----
@@ -341,10 +324,7 @@ async fn metric_statistics(
     for (name, value) in dimensions {
         request = request.dimensions(Dimension::builder().name(*name).value(*value).build());
     }
-    let output = request
-        .send()
-        .await
-        .map_err(|e| sdk_error("GetMetricStatistics", e))?;
+    let output = request.send().await.map_err(|e| sdk_error("GetMetricStatistics", e))?;
     let mut points: Vec<_> = output
         .datapoints()
         .iter()

@@ -51,10 +51,7 @@ pub enum Outcome {
     /// The function posted a response (its JSON body).
     Response(Value),
     /// The function posted an invocation error, or its initialisation failed (`/init/error`).
-    Error {
-        error_type: String,
-        error_message: String,
-    },
+    Error { error_type: String, error_message: String },
     /// No answer before the timeout: the process was killed.
     Timeout,
     /// The process exited before answering (`status` is `None` when a signal ended it).
@@ -175,13 +172,7 @@ impl LambdaFunction {
             self.discard_sandbox().await;
         }
         let logs = lock(&self.logs)[log_start..].to_vec();
-        Ok(Invocation {
-            request_id,
-            outcome,
-            logs,
-            cold_start,
-            duration: started.elapsed(),
-        })
+        Ok(Invocation { request_id, outcome, logs, cold_start, duration: started.elapsed() })
     }
 
     /// Kills the process between invocations (a crash, or Lambda recycling the sandbox): the next
@@ -230,21 +221,16 @@ impl LambdaFunction {
         let mut command = Command::new(&self.binary);
         command
             .env_clear()
-            .envs(lambda_env(
-                &self.binary,
-                &self.function_name,
-                self.sandboxes_started,
-            ))
+            .envs(lambda_env(&self.binary, &self.function_name, self.sandboxes_started))
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("AWS_LAMBDA_RUNTIME_API", api.runtime_api_value())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let mut child = command.spawn().map_err(|source| Error::Spawn {
-            program: self.binary.clone(),
-            source,
-        })?;
+        let mut child = command
+            .spawn()
+            .map_err(|source| Error::Spawn { program: self.binary.clone(), source })?;
         let mut log_readers = Vec::new();
         if let Some(stdout) = child.stdout.take() {
             log_readers.push(tokio::spawn(capture_lines(
@@ -260,11 +246,7 @@ impl LambdaFunction {
                 self.echo_logs,
             )));
         }
-        self.sandbox = Some(Sandbox {
-            api,
-            child,
-            log_readers,
-        });
+        self.sandbox = Some(Sandbox { api, child, log_readers });
         Ok(true)
     }
 
@@ -284,33 +266,18 @@ impl LambdaFunction {
 
 /// The environment Lambda gives a `provided.al2023` function (before the caller's additions).
 fn lambda_env(binary: &Path, function_name: &str, sandbox: u64) -> Vec<(String, String)> {
-    let task_root = binary
-        .parent()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
+    let task_root = binary.parent().map(|p| p.display().to_string()).unwrap_or_default();
     let mut env: Vec<(String, String)> = [
         ("AWS_LAMBDA_FUNCTION_NAME", function_name.to_owned()),
-        (
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-            DEFAULT_MEMORY_MB.to_owned(),
-        ),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", DEFAULT_MEMORY_MB.to_owned()),
         ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
-        (
-            "AWS_LAMBDA_LOG_GROUP_NAME",
-            format!("/aws/lambda/{function_name}"),
-        ),
-        (
-            "AWS_LAMBDA_LOG_STREAM_NAME",
-            format!("testkit/[$LATEST]{:032x}", u128::from(sandbox)),
-        ),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{function_name}")),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", format!("testkit/[$LATEST]{:032x}", u128::from(sandbox))),
         ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".to_owned()),
         ("AWS_REGION", crate::aws::REGION.to_owned()),
         ("AWS_DEFAULT_REGION", crate::aws::REGION.to_owned()),
         ("AWS_ACCESS_KEY_ID", crate::aws::ACCESS_KEY_ID.to_owned()),
-        (
-            "AWS_SECRET_ACCESS_KEY",
-            crate::aws::SECRET_ACCESS_KEY.to_owned(),
-        ),
+        ("AWS_SECRET_ACCESS_KEY", crate::aws::SECRET_ACCESS_KEY.to_owned()),
         ("LAMBDA_TASK_ROOT", task_root.clone()),
         ("LAMBDA_RUNTIME_DIR", task_root),
         ("_HANDLER", "bootstrap".to_owned()),
@@ -397,50 +364,24 @@ pub struct NextEvent {
 /// What the function posted back.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Report {
-    Response {
-        request_id: String,
-        body: Value,
-    },
-    Error {
-        request_id: String,
-        error_type: String,
-        error_message: String,
-    },
-    InitError {
-        error_type: String,
-        error_message: String,
-    },
+    Response { request_id: String, body: Value },
+    Error { request_id: String, error_type: String, error_message: String },
+    InitError { error_type: String, error_message: String },
 }
 
 impl Report {
     /// The outcome this report gives the invocation `request_id`, and whether the sandbox must go.
     fn outcome_for(self, request_id: &str) -> Option<(Outcome, bool)> {
         match self {
-            Report::Response {
-                request_id: id,
-                body,
-            } if id == request_id => Some((Outcome::Response(body), false)),
-            Report::Error {
-                request_id: id,
-                error_type,
-                error_message,
-            } if id == request_id => Some((
-                Outcome::Error {
-                    error_type,
-                    error_message,
-                },
-                false,
-            )),
-            Report::InitError {
-                error_type,
-                error_message,
-            } => Some((
-                Outcome::Error {
-                    error_type,
-                    error_message,
-                },
-                true,
-            )),
+            Report::Response { request_id: id, body } if id == request_id => {
+                Some((Outcome::Response(body), false))
+            }
+            Report::Error { request_id: id, error_type, error_message } if id == request_id => {
+                Some((Outcome::Error { error_type, error_message }, false))
+            }
+            Report::InitError { error_type, error_message } => {
+                Some((Outcome::Error { error_type, error_message }, true))
+            }
             _ => None,
         }
     }
@@ -478,16 +419,13 @@ impl RuntimeApi {
         listener
             .set_nonblocking(true)
             .map_err(|e| Error::io("configuring the Runtime API listener", e))?;
-        let address = listener
-            .local_addr()
-            .map_err(|e| Error::io("reading the Runtime API address", e))?;
+        let address =
+            listener.local_addr().map_err(|e| Error::io("reading the Runtime API address", e))?;
         let listener = tokio::net::TcpListener::from_std(listener)
             .map_err(|e| Error::io("registering the Runtime API listener", e))?;
 
-        let function_arn = format!(
-            "arn:aws:lambda:{}:{ACCOUNT_ID}:function:{function_name}",
-            crate::aws::REGION
-        );
+        let function_arn =
+            format!("arn:aws:lambda:{}:{ACCOUNT_ID}:function:{function_name}", crate::aws::REGION);
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (reports_tx, reports_rx) = mpsc::unbounded_channel();
         let state = Arc::new(ApiState {
@@ -498,14 +436,8 @@ impl RuntimeApi {
         });
         let router = Router::new()
             .route(&format!("{API_PREFIX}/invocation/next"), get(next))
-            .route(
-                &format!("{API_PREFIX}/invocation/{{request_id}}/response"),
-                post(response),
-            )
-            .route(
-                &format!("{API_PREFIX}/invocation/{{request_id}}/error"),
-                post(invocation_error),
-            )
+            .route(&format!("{API_PREFIX}/invocation/{{request_id}}/response"), post(response))
+            .route(&format!("{API_PREFIX}/invocation/{{request_id}}/error"), post(invocation_error))
             .route(&format!("{API_PREFIX}/init/error"), post(init_error))
             // Lambda's own limit is enforced (and reported) by the handler, not by axum's 2 MB.
             .layer(DefaultBodyLimit::disable())
@@ -513,13 +445,7 @@ impl RuntimeApi {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
-        Ok(RuntimeApi {
-            address,
-            events: events_tx,
-            reports: reports_rx,
-            function_arn,
-            server,
-        })
+        Ok(RuntimeApi { address, events: events_tx, reports: reports_rx, function_arn, server })
     }
 
     /// Where the API listens.
@@ -541,11 +467,7 @@ impl RuntimeApi {
     pub fn enqueue(&self, payload: Value, deadline: SystemTime) -> String {
         let request_id = new_request_id();
         // The receiver lives in the server state, which we own: sending cannot fail while we exist.
-        let _ = self.events.send(NextEvent {
-            request_id: request_id.clone(),
-            payload,
-            deadline,
-        });
+        let _ = self.events.send(NextEvent { request_id: request_id.clone(), payload, deadline });
         request_id
     }
 
@@ -582,32 +504,14 @@ async fn next(State(state): State<Arc<ApiState>>) -> Response {
         );
     };
     lock(&state.in_flight).insert(event.request_id.clone());
-    let deadline_ms = event
-        .deadline
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or_default();
+    let deadline_ms =
+        event.deadline.duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or_default();
     let body = serde_json::to_vec(&event.payload).unwrap_or_else(|_| b"null".to_vec());
     let mut headers = HeaderMap::new();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    insert(
-        &mut headers,
-        "lambda-runtime-aws-request-id",
-        &event.request_id,
-    );
-    insert(
-        &mut headers,
-        "lambda-runtime-deadline-ms",
-        &deadline_ms.to_string(),
-    );
-    insert(
-        &mut headers,
-        "lambda-runtime-invoked-function-arn",
-        &state.function_arn,
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    insert(&mut headers, "lambda-runtime-aws-request-id", &event.request_id);
+    insert(&mut headers, "lambda-runtime-deadline-ms", &deadline_ms.to_string());
+    insert(&mut headers, "lambda-runtime-invoked-function-arn", &state.function_arn);
     insert(&mut headers, "lambda-runtime-trace-id", &new_trace_id());
     (StatusCode::OK, headers, body).into_response()
 }
@@ -651,11 +555,7 @@ async fn invocation_error(
         return invalid_request_id(&request_id);
     }
     let (error_type, error_message) = diagnostic(&headers, &body);
-    let _ = state.reports.send(Report::Error {
-        request_id,
-        error_type,
-        error_message,
-    });
+    let _ = state.reports.send(Report::Error { request_id, error_type, error_message });
     accepted()
 }
 
@@ -665,10 +565,7 @@ async fn init_error(
     body: Bytes,
 ) -> Response {
     let (error_type, error_message) = diagnostic(&headers, &body);
-    let _ = state.reports.send(Report::InitError {
-        error_type,
-        error_message,
-    });
+    let _ = state.reports.send(Report::InitError { error_type, error_message });
     accepted()
 }
 
@@ -682,15 +579,10 @@ fn diagnostic(headers: &HeaderMap, body: &[u8]) -> (String, String) {
         .to_owned();
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => {
-            let error_type = map
-                .get("errorType")
-                .and_then(Value::as_str)
-                .map_or(header_type, str::to_owned);
-            let error_message = map
-                .get("errorMessage")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
+            let error_type =
+                map.get("errorType").and_then(Value::as_str).map_or(header_type, str::to_owned);
+            let error_message =
+                map.get("errorMessage").and_then(Value::as_str).unwrap_or_default().to_owned();
             (error_type, error_message)
         }
         _ => (header_type, String::from_utf8_lossy(body).into_owned()),
@@ -710,11 +602,7 @@ fn invalid_request_id(request_id: &str) -> Response {
 }
 
 fn runtime_error(status: StatusCode, error_type: &str, message: &str) -> Response {
-    (
-        status,
-        axum::Json(json!({"errorType": error_type, "errorMessage": message})),
-    )
-        .into_response()
+    (status, axum::Json(json!({"errorType": error_type, "errorMessage": message}))).into_response()
 }
 
 fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {
@@ -727,10 +615,8 @@ fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {
 fn fresh_bits() -> u128 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let count = u128::from(COUNTER.fetch_add(1, Ordering::Relaxed));
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
+    let nanos =
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
     let mixed = nanos ^ (u128::from(std::process::id()) << 64) ^ (count << 96) ^ count;
     // A cheap 128-bit mix so consecutive ids do not look alike.
     mixed.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)
@@ -752,10 +638,8 @@ fn new_request_id() -> String {
 /// An X-Ray trace header value.
 fn new_trace_id() -> String {
     let b = fresh_bits();
-    let epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default();
+    let epoch =
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
     format!(
         "Root=1-{epoch:08x}-{:024x};Parent={:016x};Sampled=0",
         b >> 32 & ((1u128 << 96) - 1),

@@ -63,10 +63,7 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io {
-            context: context.into(),
-            source,
-        }
+        Error::Io { context: context.into(), source }
     }
 }
 
@@ -126,10 +123,8 @@ fn running_profile_dir() -> Option<PathBuf> {
 pub fn unique_name(prefix: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
+    let nanos =
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
     let suffix = format!(
         "{}-{}-{count}",
         base36(u128::from(std::process::id())),
@@ -146,11 +141,7 @@ pub fn unique_name(prefix: &str) -> String {
     stem.truncate(stem_budget);
     let stem = stem.trim_matches('-');
     // S3 bucket names must start with a letter or digit.
-    if stem.is_empty() {
-        format!("t-{suffix}")
-    } else {
-        format!("{stem}-{suffix}")
-    }
+    if stem.is_empty() { format!("t-{suffix}") } else { format!("{stem}-{suffix}") }
 }
 
 fn base36(mut n: u128) -> String {
@@ -183,8 +174,7 @@ mod tests {
             assert!(name.len() >= 3 && name.len() <= 63, "{name}");
             assert!(name.starts_with("my-bucket-"), "{name}");
             assert!(
-                name.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+                name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
                 "{name}"
             );
         }

@@ -43,9 +43,7 @@ impl Moto {
         }
         let script = root.join("tools").join("aws_emulator.py");
         let mut command = Command::new(&python);
-        command
-            .arg(&script)
-            .args(["--host", "127.0.0.1", "--port", "0"]);
+        command.arg(&script).args(["--host", "127.0.0.1", "--port", "0"]);
         if std::env::var(VERBOSE_ENV).is_ok_and(|v| v == "1") {
             command.arg("--verbose");
         }
@@ -54,17 +52,12 @@ impl Moto {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .map_err(|source| Error::Spawn {
-                program: python.clone(),
-                source,
-            })?;
+            .map_err(|source| Error::Spawn { program: python.clone(), source })?;
         let stdin = child.stdin.take();
         let stdout = child.stdout.take();
         let (Some(stdin), Some(stdout)) = (stdin, stdout) else {
             let _ = child.kill();
-            return Err(Error::MotoStart {
-                reason: "its stdio pipes were not created".to_owned(),
-            });
+            return Err(Error::MotoStart { reason: "its stdio pipes were not created".to_owned() });
         };
 
         let (tx, rx) = mpsc::channel();
@@ -76,17 +69,10 @@ impl Moto {
         let endpoint = match rx.recv_timeout(START_TIMEOUT) {
             Ok(Ok(url)) => Ok(url),
             Ok(Err(reason)) => Err(reason),
-            Err(_) => Err(format!(
-                "no `listening on` line within {}s",
-                START_TIMEOUT.as_secs()
-            )),
+            Err(_) => Err(format!("no `listening on` line within {}s", START_TIMEOUT.as_secs())),
         };
         match endpoint {
-            Ok(endpoint) => Ok(Moto {
-                endpoint,
-                child,
-                _stdin: stdin,
-            }),
+            Ok(endpoint) => Ok(Moto { endpoint, child, _stdin: stdin }),
             Err(reason) => {
                 let _ = child.kill();
                 let status = child.wait().ok();

@@ -44,18 +44,10 @@ async fn s3_put_then_get_with_path_style_returns_the_bytes() {
         .await
         .unwrap();
     // THEN it reads back, and is listed with its size
-    let bytes = aws::get_object_bytes(&c.s3, &bucket, "a/b.txt")
-        .await
-        .unwrap();
+    let bytes = aws::get_object_bytes(&c.s3, &bucket, "a/b.txt").await.unwrap();
     assert_eq!(bytes, b"hello");
     let listed = aws::list_objects(&c.s3, &bucket, "a/").await.unwrap();
-    assert_eq!(
-        listed,
-        vec![aws::ObjectInfo {
-            key: "a/b.txt".to_owned(),
-            size: 5
-        }]
-    );
+    assert_eq!(listed, vec![aws::ObjectInfo { key: "a/b.txt".to_owned(), size: 5 }]);
 }
 
 #[tokio::test]
@@ -98,12 +90,8 @@ async fn list_objects_lists_only_the_prefix_in_key_order() {
             .unwrap();
     }
     // WHEN one prefix is listed
-    let keys: Vec<String> = aws::list_objects(&c.s3, &bucket, "p/")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|o| o.key)
-        .collect();
+    let keys: Vec<String> =
+        aws::list_objects(&c.s3, &bucket, "p/").await.unwrap().into_iter().map(|o| o.key).collect();
     // THEN exactly its objects come back, sorted
     assert_eq!(keys, ["p/1", "p/2", "p/3"]);
 }
@@ -122,9 +110,7 @@ async fn read_gzip_lines_returns_the_ndjson_lines() {
         .await
         .unwrap();
     // WHEN it is read back
-    let lines = aws::read_gzip_lines(&c.s3, &bucket, "x.json.gz")
-        .await
-        .unwrap();
+    let lines = aws::read_gzip_lines(&c.s3, &bucket, "x.json.gz").await.unwrap();
     // THEN each line is one record
     assert_eq!(lines, ["{\"id\":1}", "{\"id\":2}"]);
 }
@@ -161,24 +147,12 @@ async fn dynamodb_conditional_put_on_an_existing_item_fails_with_conditional_che
     let error = put_if_absent("2").await.unwrap_err();
     // THEN it fails with ConditionalCheckFailed and the item keeps version 1
     assert!(
-        matches!(
-            error.as_service_error(),
-            Some(PutItemError::ConditionalCheckFailedException(_))
-        ),
+        matches!(error.as_service_error(), Some(PutItemError::ConditionalCheckFailedException(_))),
         "{error:?}"
     );
-    let item = aws::get_item(&c.dynamodb, &table, "state")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        item.get("version"),
-        Some(&AttributeValue::N("1".to_owned()))
-    );
-    assert_eq!(
-        aws::get_item(&c.dynamodb, &table, "other").await.unwrap(),
-        None
-    );
+    let item = aws::get_item(&c.dynamodb, &table, "state").await.unwrap().unwrap();
+    assert_eq!(item.get("version"), Some(&AttributeValue::N("1".to_owned())));
+    assert_eq!(aws::get_item(&c.dynamodb, &table, "other").await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -186,37 +160,21 @@ async fn secrets_round_trip_by_name_and_arn() {
     // GIVEN a secret
     let c = clients();
     let name = unique_name("api-key");
-    let arn = aws::put_secret(&c.secretsmanager, &name, "{\"api_key\":\"sk-test\"}")
-        .await
-        .unwrap();
+    let arn = aws::put_secret(&c.secretsmanager, &name, "{\"api_key\":\"sk-test\"}").await.unwrap();
     // WHEN it is read by name and by ARN
     for id in [&name, &arn] {
-        let value = c
-            .secretsmanager
-            .get_secret_value()
-            .secret_id(id)
-            .send()
-            .await
-            .unwrap();
+        let value = c.secretsmanager.get_secret_value().secret_id(id).send().await.unwrap();
         // THEN the SecretString is what was stored
         assert_eq!(value.secret_string(), Some("{\"api_key\":\"sk-test\"}"));
     }
-    assert!(
-        arn.starts_with("arn:aws:secretsmanager:us-east-1:"),
-        "{arn}"
-    );
+    assert!(arn.starts_with("arn:aws:secretsmanager:us-east-1:"), "{arn}");
 }
 
 fn datum(name: &str, value: f64, function: &str) -> MetricDatum {
     MetricDatum::builder()
         .metric_name(name)
         .value(value)
-        .dimensions(
-            Dimension::builder()
-                .name("Function")
-                .value(function)
-                .build(),
-        )
+        .dimensions(Dimension::builder().name("Function").value(function).build())
         .timestamp(DateTime::from(SystemTime::now()))
         .build()
 }
@@ -238,18 +196,10 @@ async fn cloudwatch_put_metric_data_over_cbor_reads_back_through_both_apis() {
         .unwrap();
     let dims = [("Function", "fn")];
     // WHEN they are read back through GetMetricStatistics (the fixtures)
-    let sum = aws::metric_sum(&c.cloudwatch, &namespace, &metric, &dims)
-        .await
-        .unwrap();
-    let zero = aws::metric_sum(&c.cloudwatch, &namespace, "Zero", &dims)
-        .await
-        .unwrap();
-    let absent = aws::metric_sum(&c.cloudwatch, &namespace, "Absent", &dims)
-        .await
-        .unwrap();
-    let points = aws::metric_datapoints(&c.cloudwatch, &namespace, &metric, &dims)
-        .await
-        .unwrap();
+    let sum = aws::metric_sum(&c.cloudwatch, &namespace, &metric, &dims).await.unwrap();
+    let zero = aws::metric_sum(&c.cloudwatch, &namespace, "Zero", &dims).await.unwrap();
+    let absent = aws::metric_sum(&c.cloudwatch, &namespace, "Absent", &dims).await.unwrap();
+    let points = aws::metric_datapoints(&c.cloudwatch, &namespace, &metric, &dims).await.unwrap();
     // THEN the values are there, a zero is a datapoint, and a metric never put has none
     assert_eq!(sum, Some(7.5));
     assert_eq!(zero, Some(0.0));
@@ -325,21 +275,14 @@ async fn cloudwatch_errors_surface_their_modeled_code_in_the_rust_sdk() {
         .unwrap_err();
     // THEN the SDK reports the modeled ResourceNotFound with its HTTP status
     assert!(
-        matches!(
-            error.as_service_error(),
-            Some(SetAlarmStateError::ResourceNotFound(_))
-        ),
+        matches!(error.as_service_error(), Some(SetAlarmStateError::ResourceNotFound(_))),
         "{error:?}"
     );
     assert_eq!(error.code(), Some("ResourceNotFound"));
     assert_eq!(error.raw_response().map(|r| r.status().as_u16()), Some(404));
 
     // GIVEN a datum with both Value and Values
-    let bad = MetricDatum::builder()
-        .metric_name("m")
-        .value(1.0)
-        .values(2.0)
-        .build();
+    let bad = MetricDatum::builder().metric_name("m").value(1.0).values(2.0).build();
     // WHEN it is put
     let error = c
         .cloudwatch
@@ -352,16 +295,11 @@ async fn cloudwatch_errors_surface_their_modeled_code_in_the_rust_sdk() {
     // THEN the SDK reports InvalidParameterValue with moto's message
     let service_error = error.as_service_error();
     assert!(
-        matches!(
-            service_error,
-            Some(PutMetricDataError::InvalidParameterValueException(_))
-        ),
+        matches!(service_error, Some(PutMetricDataError::InvalidParameterValueException(_))),
         "{error:?}"
     );
     assert!(
-        service_error
-            .and_then(|e| e.message())
-            .is_some_and(|m| m.contains("mutually exclusive")),
+        service_error.and_then(|e| e.message()).is_some_and(|m| m.contains("mutually exclusive")),
         "{error:?}"
     );
 }
@@ -386,13 +324,7 @@ async fn cloudwatch_alarms_round_trip_over_cbor() {
         .await
         .unwrap();
     // WHEN alarms are described by name
-    let described = c
-        .cloudwatch
-        .describe_alarms()
-        .alarm_names(&alarm)
-        .send()
-        .await
-        .unwrap();
+    let described = c.cloudwatch.describe_alarms().alarm_names(&alarm).send().await.unwrap();
     // THEN the alarm comes back with its settings and timestamps
     let found = &described.metric_alarms()[0];
     assert_eq!(found.alarm_name(), Some(alarm.as_str()));
@@ -401,20 +333,13 @@ async fn cloudwatch_alarms_round_trip_over_cbor() {
     assert_eq!(found.treat_missing_data(), Some("breaching"));
     assert!(found.state_updated_timestamp().is_some());
     // AND ListMetrics works on the same front
-    c.cloudwatch
-        .list_metrics()
-        .namespace(unique_name("Ns"))
-        .send()
-        .await
-        .unwrap();
+    c.cloudwatch.list_metrics().namespace(unique_name("Ns")).send().await.unwrap();
 }
 
 #[test]
 fn a_missing_virtualenv_says_how_to_create_it() {
     // GIVEN the error testkit gives when .venv/bin/python is missing
-    let error = testkit::Error::VenvMissing {
-        python: "/x/.venv/bin/python".into(),
-    };
+    let error = testkit::Error::VenvMissing { python: "/x/.venv/bin/python".into() };
     // WHEN it is shown
     // THEN it names the fix
     assert!(error.to_string().contains(

@@ -12,9 +12,7 @@ fn echo(env: Vec<(String, String)>) -> LambdaFunction {
 }
 
 fn body(outcome: &Outcome) -> &Value {
-    outcome
-        .response()
-        .unwrap_or_else(|| panic!("expected a response, got {outcome:?}"))
+    outcome.response().unwrap_or_else(|| panic!("expected a response, got {outcome:?}"))
 }
 
 #[tokio::test]
@@ -22,38 +20,19 @@ async fn a_first_invoke_cold_starts_and_returns_the_response() {
     // GIVEN a function never invoked
     let mut function = echo(Vec::new());
     // WHEN it is invoked
-    let before_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
-    let invocation = function
-        .invoke(json!({"hello": "world"}), TIMEOUT)
-        .await
-        .unwrap();
+    let before_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+    let invocation = function.invoke(json!({"hello": "world"}), TIMEOUT).await.unwrap();
     // THEN it cold-starts, answers with the payload, sees Lambda's context, and its logs are captured
     assert!(invocation.cold_start);
     let body = body(&invocation.outcome);
     assert_eq!(body["payload"], json!({"hello": "world"}));
     assert_eq!(body["request_id"], json!(invocation.request_id));
-    assert_eq!(
-        body["function_name"],
-        json!("anthropic-compliance-collector-test")
-    );
+    assert_eq!(body["function_name"], json!("anthropic-compliance-collector-test"));
     let deadline = body["deadline_ms"].as_u64().unwrap();
+    assert!(deadline >= before_ms + 9_000 && deadline <= before_ms + 11_000, "{deadline}");
+    assert!(invocation.logs.iter().any(|l| l.contains("cold start")), "{:?}", invocation.logs);
     assert!(
-        deadline >= before_ms + 9_000 && deadline <= before_ms + 11_000,
-        "{deadline}"
-    );
-    assert!(
-        invocation.logs.iter().any(|l| l.contains("cold start")),
-        "{:?}",
-        invocation.logs
-    );
-    assert!(
-        invocation
-            .logs
-            .iter()
-            .any(|l| l.contains(&invocation.request_id)),
+        invocation.logs.iter().any(|l| l.contains(&invocation.request_id)),
         "{:?}",
         invocation.logs
     );
@@ -70,19 +49,8 @@ async fn a_warm_process_is_reused() {
     assert!(!second.cold_start);
     assert_eq!(body(&first.outcome)["pid"], body(&second.outcome)["pid"]);
     assert_eq!(body(&second.outcome)["invocation"], json!(2));
-    assert!(
-        !second.logs.iter().any(|l| l.contains("cold start")),
-        "{:?}",
-        second.logs
-    );
-    assert_eq!(
-        function
-            .all_logs()
-            .iter()
-            .filter(|l| l.contains("invocation "))
-            .count(),
-        2
-    );
+    assert!(!second.logs.iter().any(|l| l.contains("cold start")), "{:?}", second.logs);
+    assert_eq!(function.all_logs().iter().filter(|l| l.contains("invocation ")).count(), 2);
 }
 
 #[tokio::test]
@@ -91,10 +59,7 @@ async fn a_function_error_is_reported_with_its_type_and_the_process_stays_warm()
     let mut function = echo(Vec::new());
     function.invoke(json!({}), TIMEOUT).await.unwrap();
     // WHEN an invocation fails
-    let failed = function
-        .invoke(json!({"fail": true}), TIMEOUT)
-        .await
-        .unwrap();
+    let failed = function.invoke(json!({"fail": true}), TIMEOUT).await.unwrap();
     // THEN the outcome carries the function's errorType and errorMessage
     assert_eq!(
         failed.outcome,
@@ -115,17 +80,11 @@ async fn a_timeout_kills_the_process_and_the_next_invoke_cold_starts() {
     let mut function = echo(Vec::new());
     let first = function.invoke(json!({}), TIMEOUT).await.unwrap();
     // WHEN an invocation outlives its timeout
-    let slow = function
-        .invoke(json!({"sleep_ms": 30_000}), Duration::from_millis(500))
-        .await
-        .unwrap();
+    let slow =
+        function.invoke(json!({"sleep_ms": 30_000}), Duration::from_millis(500)).await.unwrap();
     // THEN it times out promptly and the process is gone
     assert_eq!(slow.outcome, Outcome::Timeout);
-    assert!(
-        slow.duration < Duration::from_secs(5),
-        "{:?}",
-        slow.duration
-    );
+    assert!(slow.duration < Duration::from_secs(5), "{:?}", slow.duration);
     assert!(!function.is_warm());
     // AND the next invocation starts a new process
     let next = function.invoke(json!({}), TIMEOUT).await.unwrap();
@@ -142,11 +101,7 @@ async fn a_process_exit_mid_invocation_is_a_crash() {
     let crashed = function.invoke(json!({"exit": 3}), TIMEOUT).await.unwrap();
     // THEN the outcome is a crash with its exit status, and its last words are in the logs
     assert_eq!(crashed.outcome, Outcome::Crashed { status: Some(3) });
-    assert!(
-        crashed.logs.iter().any(|l| l.contains("exiting with 3")),
-        "{:?}",
-        crashed.logs
-    );
+    assert!(crashed.logs.iter().any(|l| l.contains("exiting with 3")), "{:?}", crashed.logs);
     // AND the next invocation cold-starts
     let next = function.invoke(json!({}), TIMEOUT).await.unwrap();
     assert!(next.cold_start);
@@ -169,17 +124,12 @@ async fn a_kill_between_invocations_forces_a_cold_start() {
 #[tokio::test]
 async fn the_function_name_can_be_overridden() {
     // GIVEN a function started with its own name
-    let mut function = echo(vec![(
-        "AWS_LAMBDA_FUNCTION_NAME".to_owned(),
-        "collector-prod".to_owned(),
-    )]);
+    let mut function =
+        echo(vec![("AWS_LAMBDA_FUNCTION_NAME".to_owned(), "collector-prod".to_owned())]);
     // WHEN it is invoked
     let invocation = function.invoke(json!({}), TIMEOUT).await.unwrap();
     // THEN the runtime sees that name
-    assert_eq!(
-        body(&invocation.outcome)["function_name"],
-        json!("collector-prod")
-    );
+    assert_eq!(body(&invocation.outcome)["function_name"], json!("collector-prod"));
 }
 
 #[tokio::test]
@@ -188,10 +138,7 @@ async fn a_missing_binary_is_an_error_at_start() {
     // WHEN a function is started from it
     let error = LambdaFunction::start("/nonexistent/bootstrap".into(), Vec::new()).unwrap_err();
     // THEN the error names it
-    assert!(
-        error.to_string().contains("/nonexistent/bootstrap"),
-        "{error}"
-    );
+    assert!(error.to_string().contains("/nonexistent/bootstrap"), "{error}");
 }
 
 /// One HTTP/1.1 exchange on a fresh connection: (status, raw head, body).
@@ -223,29 +170,14 @@ async fn next_delivers_the_event_with_the_lambda_headers() {
     let deadline = SystemTime::now() + Duration::from_secs(30);
     let request_id = api.enqueue(json!({"k": "v"}), deadline);
     // WHEN the runtime polls for the next invocation
-    let (status, head, body) = http(
-        api.address(),
-        "GET",
-        "/2018-06-01/runtime/invocation/next",
-        "",
-        "",
-    )
-    .await;
+    let (status, head, body) =
+        http(api.address(), "GET", "/2018-06-01/runtime/invocation/next", "", "").await;
     // THEN it gets the event and the headers lambda_runtime reads
     assert_eq!(status, 200);
-    assert_eq!(
-        serde_json::from_str::<Value>(&body).unwrap(),
-        json!({"k": "v"})
-    );
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap(), json!({"k": "v"}));
     let deadline_ms = deadline.duration_since(UNIX_EPOCH).unwrap().as_millis();
-    assert!(
-        head.contains(&format!("lambda-runtime-aws-request-id: {request_id}")),
-        "{head}"
-    );
-    assert!(
-        head.contains(&format!("lambda-runtime-deadline-ms: {deadline_ms}")),
-        "{head}"
-    );
+    assert!(head.contains(&format!("lambda-runtime-aws-request-id: {request_id}")), "{head}");
+    assert!(head.contains(&format!("lambda-runtime-deadline-ms: {deadline_ms}")), "{head}");
     assert!(
         head.contains(
             "lambda-runtime-invoked-function-arn: arn:aws:lambda:us-east-1:123456789012:function:fn"
@@ -260,14 +192,8 @@ async fn a_response_for_an_unknown_request_id_is_refused() {
     // GIVEN a Runtime API with no invocation in flight
     let mut api = RuntimeApi::start("fn").unwrap();
     // WHEN a response is posted for a made-up request id
-    let (status, _, body) = http(
-        api.address(),
-        "POST",
-        "/2018-06-01/runtime/invocation/nope/response",
-        "",
-        "{}",
-    )
-    .await;
+    let (status, _, body) =
+        http(api.address(), "POST", "/2018-06-01/runtime/invocation/nope/response", "", "{}").await;
     // THEN it is refused, and nothing is reported
     assert_eq!(status, 400);
     assert!(body.contains("InvalidRequestID"), "{body}");
@@ -305,8 +231,5 @@ fn binary_path_finds_a_binary_of_the_running_profile() {
     // WHEN testkit looks it up by name
     let found = testkit::binary_path("echo-lambda");
     // THEN it is the same file
-    assert_eq!(
-        found,
-        std::path::PathBuf::from(env!("CARGO_BIN_EXE_echo-lambda"))
-    );
+    assert_eq!(found, std::path::PathBuf::from(env!("CARGO_BIN_EXE_echo-lambda")));
 }

@@ -21,20 +21,14 @@ enum EchoError {
 
 impl From<EchoError> for Diagnostic {
     fn from(error: EchoError) -> Diagnostic {
-        Diagnostic {
-            error_type: "EchoFailure".to_owned(),
-            error_message: error.to_string(),
-        }
+        Diagnostic { error_type: "EchoFailure".to_owned(), error_message: error.to_string() }
     }
 }
 
 async fn handle(event: LambdaEvent<Value>) -> Result<Value, EchoError> {
     let (payload, context) = event.into_parts();
     let invocation = INVOCATIONS.fetch_add(1, Ordering::SeqCst) + 1;
-    println!(
-        "echo-lambda: invocation {invocation} request {}",
-        context.request_id
-    );
+    println!("echo-lambda: invocation {invocation} request {}", context.request_id);
     if let Some(ms) = payload.get("sleep_ms").and_then(Value::as_u64) {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
