@@ -163,6 +163,7 @@ impl<C: Clock> HttpFeed<'_, C> {
     ) -> Result<Page, FeedError> {
         let client = self.client;
         let mut attempt = 0u32;
+        let mut trying_legacy_limit = false;
         loop {
             attempt += 1;
             if !client.pace(deadline).await {
@@ -172,7 +173,12 @@ impl<C: Clock> HttpFeed<'_, C> {
                     FeedError::Unavailable { attempts: attempt - 1, last: "deadline".into() }
                 });
             }
-            let limit = query.limit.min(client.page_limit_cap.load(Ordering::Relaxed));
+            let cap = if trying_legacy_limit {
+                LEGACY_PAGE_LIMIT
+            } else {
+                client.page_limit_cap.load(Ordering::Relaxed)
+            };
+            let limit = query.limit.min(cap);
             let mut url = client.endpoint.clone();
             url.set_query(Some(&query_string(&PageQuery { limit, ..query.clone() })));
             let timeout = REQUEST_TIMEOUT.min(deadline.remaining(client.clock.now()));
@@ -180,6 +186,10 @@ impl<C: Clock> HttpFeed<'_, C> {
             let (failure, response, last) = match self.attempt(&url, timeout).await {
                 Ok(Attempt::Page { page, request_id, remaining }) => {
                     self.record_call(stats, request_id.as_deref());
+                    if trying_legacy_limit {
+                        // The 400 was about the page size: ask for 1000 from now on.
+                        client.page_limit_cap.store(LEGACY_PAGE_LIMIT, Ordering::Relaxed);
+                    }
                     stats.request_id = request_id;
                     stats.rate_limit_remaining = remaining.or(stats.rate_limit_remaining);
                     tracing::info!(
@@ -218,9 +228,10 @@ impl<C: Clock> HttpFeed<'_, C> {
                         "request failed"
                     );
                     if response.status == 400 && limit > LEGACY_PAGE_LIMIT {
-                        // Maybe a server that caps pages at 1000: ask again with that, once.
+                        // Maybe a server that caps pages at 1000: ask again with that, once; the
+                        // cap stays only if that succeeds (another 400 is about something else).
                         tracing::warn!(limit, "400 for a large page; retrying with limit 1000");
-                        client.page_limit_cap.store(LEGACY_PAGE_LIMIT, Ordering::Relaxed);
+                        trying_legacy_limit = true;
                         continue;
                     }
                     let failure = Failure::Status {
