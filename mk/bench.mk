@@ -4,12 +4,14 @@
 
 CARGO ?= cargo
 BENCH_QUICK ?=
-# One build of the three binaries, run straight from the target directory: `cargo run -p bench`
-# would resolve features for bench alone and compile the AWS SDKs a second time.
+# The collector is built alone, as cargo-lambda builds it for deployment: built together with the
+# simulator and testkit, its dependencies get their features too (the binary is 0.7 MB larger).
+# The bench then runs straight from the target directory.
 BENCH_TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 
 .PHONY: bench
 
 bench: venv ## Measure memory, CPU, start-up, requests, wall time, binary size and cost; write BENCHMARKS.md (BENCH_QUICK=1: 10x smaller)
-	$(CARGO) build --release --locked --workspace --bin anthropic-compliance-collector --bin compliance-sim --bin bench
+	$(CARGO) build --release --locked -p anthropic-compliance-collector --bin anthropic-compliance-collector
+	$(CARGO) build --release --locked -p compliance-sim -p bench --bin compliance-sim --bin bench
 	BENCH_QUICK=$(BENCH_QUICK) $(BENCH_TARGET_DIR)/release/bench

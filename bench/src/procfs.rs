@@ -87,11 +87,12 @@ impl RssTrace {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let comm: String = comm.chars().take(15).collect();
         let stopped = std::sync::Arc::clone(&stop);
+        // Before returning: the child may be spawned before the task first runs.
+        let known = children(&comm);
         let task = tokio::spawn(async move {
             let started = std::time::Instant::now();
             let mut samples = Vec::new();
             let mut pid = None;
-            let known = children(&comm);
             while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
                 if pid.is_none() {
                     pid = children(&comm).into_iter().find(|p| !known.contains(p));
