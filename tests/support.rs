@@ -12,7 +12,7 @@ use std::fmt;
 use std::time::Duration;
 
 use anthropic_compliance_collector::state::dynamodb::DynamoStore;
-use anthropic_compliance_collector::state::{LIVE_STREAM, StateStore, Versioned};
+use anthropic_compliance_collector::state::{LIVE_STREAM, StateStore, SyncState, Versioned};
 use compliance_sim::{ApiKey, GenerateSpec, SimConfig, SimServer, Simulator};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
@@ -227,6 +227,15 @@ impl Stack {
             }
             Err(e) => panic!("the state item is not valid: {}", error_chain(&e)),
         }
+    }
+
+    /// Changes the live state item as an operator (or the passing of time) would, by
+    /// compare-and-swap on the version the collector left.
+    pub async fn edit_state(&self, change: impl FnOnce(&mut SyncState)) {
+        let store = DynamoStore::new(self.clients.dynamodb.clone(), &self.table);
+        let Versioned { mut state, version } = self.state().await.expect("no state to edit");
+        change(&mut state);
+        store.commit(LIVE_STREAM, &state, Some(version)).await.unwrap();
     }
 
     /// Counts loss and duplicates at the object level against what the simulator served: every

@@ -372,6 +372,9 @@ fn to_item(
     if let Some(r) = state.reconciled_until {
         item.insert("reconciled_until".into(), s(r.to_string()));
     }
+    if let Some(r) = state.rechecked_until {
+        item.insert("rechecked_until".into(), s(r.to_string()));
+    }
     if let Some(o) = state.origin {
         item.insert("origin".into(), s(o.to_string()));
     }
@@ -449,6 +452,7 @@ fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Versioned, String
             updated_by: text("updated_by")?.cloned(),
             origin: time("origin")?,
             reconciled_until: time("reconciled_until")?,
+            rechecked_until: time("rechecked_until")?,
             canary: match item.get("canary") {
                 None => Vec::new(),
                 Some(AttributeValue::L(entries)) => entries
@@ -508,6 +512,7 @@ mod tests {
             updated_by: Some("run-1".into()),
             origin: Some("2025-12-25T00:00:00Z".parse().unwrap()),
             reconciled_until: Some("2025-12-26T00:00:00Z".parse().unwrap()),
+            rechecked_until: Some("2025-12-25T01:00:00Z".parse().unwrap()),
             canary: vec![("req_1".into(), "2026-01-01T00:03:00.5Z".parse().unwrap())],
         };
         let item = to_item("live", &state, 7, Some(state.seen.encode()));

@@ -44,8 +44,10 @@ pub struct SyncState {
     /// The `request-id`s (and times) of this stream's own API calls whose
     /// `compliance_api_accessed` activities a later run should find in the feed.
     pub canary: Vec<(String, Timestamp)>,
-    /// Every whole hour before this has been reconciled against the archive.
+    /// Every whole hour before this has been reconciled against the archive (first pass).
     pub reconciled_until: Option<Timestamp>,
+    /// Every whole hour before this has been reconciled a second time, a day later.
+    pub rechecked_until: Option<Timestamp>,
 }
 
 /// A time window `[from, to)` collected oldest first, and how far the collection got.

@@ -13,7 +13,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 pub use plan::{Horizons, Mode};
-pub use run::{RunFailure, Settings, SyncError, run};
+pub use run::{ReconcilePass, RunFailure, Settings, SyncError, run};
 
 /// Why a run stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -65,6 +65,8 @@ pub struct RunReport {
     /// Activities indexed later than the overlap, found by reconciling an hour against the archive
     /// and delivered then.
     pub late_beyond_overlap: u64,
+    /// Times the API refused a cursor (400) and the window was read again from its position.
+    pub cursor_restarts: u32,
     /// Activities that record the Compliance API or its logging being switched off.
     pub compliance_logging_disabled: u32,
     /// A dry run: the figures say what would have been written; nothing was.

@@ -208,7 +208,9 @@ where
                     // The first window read its older hours long after they were indexed; only
                     // the last hours before it need reconciling.
                     let start = floor_hour(window.to) - RECONCILE_FIRST_HOURS;
-                    state.reconciled_until = Some(start.max(ceil_hour(window.from)));
+                    let start = Some(start.max(ceil_hour(window.from)));
+                    state.reconciled_until = start;
+                    state.rechecked_until = start;
                 }
             }
             let reaches_settle_line = window.to >= settle_line(now, &self.settings.horizons);
@@ -224,7 +226,9 @@ where
         let caught_up =
             matches!(self.report.stop_reason, Some(StopReason::CaughtUp | StopReason::NothingNew));
         if self.settings.mode == Mode::Live && caught_up && !self.settings.dry_run {
-            self.reconcile(&mut state, &mut progress).await?;
+            for pass in ReconcilePass::ALL {
+                self.reconcile(&mut state, &mut progress, pass).await?;
+            }
         }
         Ok(())
     }
@@ -283,6 +287,24 @@ where
                 Ok(page) => page,
                 Err(FeedError::DeadlineReached) => return Ok(StopReason::Deadline),
                 Err(FeedError::RateLimited { .. }) => return Ok(StopReason::RateLimited),
+                Err(e @ FeedError::Rejected { status: 400, .. }) if query.after.is_some() => {
+                    // The API no longer takes the cursor (expired, or from before a change on its
+                    // side). Its position is known, and the memory holds every id from the start
+                    // of that second on: re-reading from there loses nothing and repeats nothing.
+                    // Asked without a cursor, a 400 that comes again is final.
+                    let from = window.position.map_or(window.from, floor_second).max(window.from);
+                    tracing::warn!(
+                        error = %e,
+                        position = ?window.position,
+                        from = %from,
+                        "the API refused the cursor: reading the window again from its position"
+                    );
+                    self.report.cursor_restarts += 1;
+                    window.cursor = None;
+                    window.from = from;
+                    previous_last = None;
+                    continue;
+                }
                 Err(e) => return Err(e.into()),
             };
             self.report.pages += 1;
@@ -413,23 +435,24 @@ where
         Ok(())
     }
 
-    /// Reconciles whole hours that left the overlap [`RECONCILE_AFTER`] ago: reads back what the
+    /// Reconciles whole hours that left the overlap the pass's delay ago: reads back what the
     /// archive holds for the hour, re-reads the hour from the feed, and delivers what is missing —
     /// activities indexed later than the overlap, which would otherwise be lost without a trace.
-    /// Costs about one request an hour in steady state. An hour cut short by the deadline is
-    /// redone whole next run (idempotent: the archive is the dedupe memory here).
+    /// Costs about one request an hour and pass in steady state. An hour cut short by the
+    /// deadline is redone whole next run (idempotent: the archive is the dedupe memory here).
     async fn reconcile(
         &mut self,
         state: &mut SyncState,
         progress: &mut Progress,
+        pass: ReconcilePass,
     ) -> Result<(), SyncError> {
         let (Some(watermark), Some(origin)) = (state.watermark, state.origin) else {
             return Ok(());
         };
-        let horizon = watermark - signed(self.settings.horizons.overlap) - signed(RECONCILE_AFTER);
+        let horizon = watermark - signed(self.settings.horizons.overlap) - signed(pass.after());
         for _ in 0..RECONCILE_HOURS_PER_RUN {
             let hour =
-                state.reconciled_until.unwrap_or_else(|| ceil_hour(origin)).max(ceil_hour(origin));
+                pass.marker(state).unwrap_or_else(|| ceil_hour(origin)).max(ceil_hour(origin));
             let end = hour + jiff::SignedDuration::from_hours(1);
             if end > horizon || self.deadline.reached(self.clock.now()) {
                 return Ok(());
@@ -470,6 +493,7 @@ where
                 if !missing.is_empty() {
                     tracing::warn!(
                         hour = %hour,
+                        pass = pass.name(),
                         activities = missing.len(),
                         first = %missing[0].id,
                         "activities indexed later than the overlap: delivering them now"
@@ -483,7 +507,7 @@ where
                     break;
                 }
             }
-            state.reconciled_until = Some(end);
+            *pass.marker_mut(state) = Some(end);
             if !self.settings.dry_run {
                 progress.version = Some(self.commit(state, progress.version).await?);
             }
@@ -578,9 +602,51 @@ where
     }
 }
 
-/// An hour is reconciled once it has been out of the overlap this long.
-pub const RECONCILE_AFTER: Duration = Duration::from_secs(3600);
-/// At most this many hours are reconciled per run (a backlog of hours drains over runs).
+/// The passes over each hour, by how long after leaving the overlap the hour is re-read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReconcilePass {
+    /// An hour after: catches activities indexed up to about an hour late.
+    First,
+    /// A day (and half an hour) after: catches those held back longer, e.g. by an indexing
+    /// incident at the API. The half hour keeps the two passes in different runs, so a run in
+    /// steady state makes at most two requests.
+    Second,
+}
+
+impl ReconcilePass {
+    pub const ALL: [ReconcilePass; 2] = [ReconcilePass::First, ReconcilePass::Second];
+
+    /// How long an hour has been out of the overlap when this pass reads it again.
+    pub fn after(self) -> Duration {
+        match self {
+            ReconcilePass::First => Duration::from_secs(3600),
+            ReconcilePass::Second => Duration::from_secs(24 * 3600 + 1800),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            ReconcilePass::First => "first",
+            ReconcilePass::Second => "second",
+        }
+    }
+
+    /// Every whole hour before the marker has had this pass.
+    fn marker(self, state: &SyncState) -> Option<Timestamp> {
+        match self {
+            ReconcilePass::First => state.reconciled_until,
+            ReconcilePass::Second => state.rechecked_until,
+        }
+    }
+
+    fn marker_mut(self, state: &mut SyncState) -> &mut Option<Timestamp> {
+        match self {
+            ReconcilePass::First => &mut state.reconciled_until,
+            ReconcilePass::Second => &mut state.rechecked_until,
+        }
+    }
+}
+/// At most this many hours are reconciled per run and pass (a backlog of hours drains over runs).
 const RECONCILE_HOURS_PER_RUN: usize = 2;
 
 /// How many hours before the first window's end are reconciled.
@@ -588,6 +654,10 @@ const RECONCILE_FIRST_HOURS: jiff::SignedDuration = jiff::SignedDuration::from_h
 
 fn floor_hour(t: Timestamp) -> Timestamp {
     Timestamp::from_second(t.as_second() - t.as_second().rem_euclid(3600)).unwrap_or(t)
+}
+
+fn floor_second(t: Timestamp) -> Timestamp {
+    Timestamp::from_second(t.as_second()).unwrap_or(t)
 }
 
 fn ceil_hour(t: Timestamp) -> Timestamp {

@@ -34,6 +34,8 @@ struct FakeFeed {
     reserve: bool,
     /// Advance this clock by this much on every fetch.
     tick: Option<(&'static FakeClock, Duration)>,
+    /// Answer every request with a cursor with 400, as for a cursor the API no longer takes.
+    refuse_cursors: Mutex<bool>,
 }
 
 impl FakeFeed {
@@ -77,6 +79,14 @@ impl FakeFeed {
         }
         if let Some(make) = self.fail_at.lock().unwrap().remove(&n) {
             return Err(make());
+        }
+        if q.after.is_some() && *self.refuse_cursors.lock().unwrap() {
+            return Err(FeedError::Rejected {
+                status: 400,
+                error_type: "invalid_request_error".into(),
+                message: "invalid cursor".into(),
+                request_id: None,
+            });
         }
         let mut rows: Vec<Activity> = self
             .data
@@ -281,6 +291,61 @@ async fn a_run_stopped_by_its_deadline_resumes_where_it_stopped() {
     }
     assert_eq!(w.assert_no_duplicates(), 50);
     let _ = &mut w;
+}
+
+#[tokio::test]
+async fn a_cursor_the_api_no_longer_takes_is_replaced_by_its_position() {
+    // GIVEN 60 activities, three in each second, pages of 5 (so pages end inside a second), and a
+    // first run stopped by its deadline with a cursor stored
+    let mut w = World::new("2026-01-02T00:00:00Z", 5);
+    let clock = w.clock;
+    w.feed.tick = Some((clock, Duration::from_secs(2)));
+    let start = clock.now() - SignedDuration::from_hours(5);
+    for i in 0..60 {
+        let at = start + SignedDuration::from_secs(i / 3) + SignedDuration::from_millis(i % 3);
+        w.feed.add(&format!("a{i:02}"), at, true);
+    }
+    let first = w.run_for(Duration::from_secs(12)).await.unwrap();
+    assert_eq!(first.stop_reason, Some(StopReason::Deadline));
+    assert!(w.store.state().unwrap().window.is_some_and(|w| w.cursor.is_some()));
+    // WHEN the API stops taking cursors (every one is a 400 from now on)
+    *w.feed.refuse_cursors.lock().unwrap() = true;
+    let mut restarts = 0;
+    let mut runs = 0;
+    while w.store.state().unwrap().window.is_some() {
+        let report = w.run_for(Duration::from_secs(12)).await.unwrap();
+        restarts += report.cursor_restarts;
+        runs += 1;
+        assert!(runs < 30, "no progress: {report:?}");
+    }
+    // THEN each refused cursor was replaced by its position: all delivered, none twice
+    assert!(restarts > 0);
+    assert_eq!(w.assert_no_duplicates(), 60);
+    w.assert_no_gaps(w.store.state().unwrap().watermark.unwrap());
+    let _ = &mut w;
+}
+
+#[tokio::test]
+async fn a_request_refused_without_a_cursor_fails_the_run_without_advancing() {
+    // GIVEN a window in progress, and an API that refuses the cursor and then the plain request
+    let w = World::new("2026-01-02T00:00:00Z", 2);
+    for i in 0..6 {
+        w.feed.add(&format!("a{i}"), w.clock.now() - minutes(60 - i), true);
+    }
+    let rejected = || FeedError::Rejected {
+        status: 400,
+        error_type: "invalid_request_error".into(),
+        message: "bad request".into(),
+        request_id: None,
+    };
+    w.feed.fail_at.lock().unwrap().extend([(2, rejected as fn() -> FeedError), (3, rejected)]);
+    // WHEN the run meets them
+    let failed = w.run().await.unwrap_err();
+    // THEN it fails with the API's refusal, having kept the first page and its cursor
+    assert!(matches!(failed.error, SyncError::Feed(FeedError::Rejected { .. })), "{failed:?}");
+    let state = w.store.state().unwrap();
+    assert!(state.window.is_some_and(|w| w.cursor.is_some()));
+    assert_eq!(w.sink.ids().len(), 2);
 }
 
 #[tokio::test]
@@ -603,4 +668,38 @@ async fn activities_indexed_later_than_the_overlap_are_found_by_reconciliation_a
     w.assert_no_duplicates();
     w.assert_no_gaps(w.store.state().unwrap().watermark.unwrap());
     assert!(w.store.state().unwrap().reconciled_until.is_some());
+}
+
+#[tokio::test]
+async fn activities_indexed_after_the_first_reconciliation_are_found_by_the_second_a_day_later() {
+    // GIVEN collection every 15 minutes, and an activity indexed 5 hours late: after its hour's
+    // first reconciliation (about 2 h after the hour)
+    let w = World::new("2026-01-01T00:00:00Z", 5000);
+    let start = w.clock.now();
+    let steps = 30 * 4;
+    for i in 0..steps {
+        w.feed.add(&format!("a{i:03}"), start + minutes(15 * i), true);
+    }
+    w.feed.add("very_late", start + minutes(65), false);
+    let mut found_at = None;
+    for step in 0..steps {
+        w.clock.advance(Duration::from_secs(900));
+        if step == 20 {
+            w.feed.reveal_all();
+        }
+        let report = w.run().await.unwrap();
+        if report.late_beyond_overlap > 0 {
+            assert_eq!((report.late_beyond_overlap, found_at), (1, None));
+            found_at = Some(w.clock.now());
+        }
+    }
+    // THEN the second pass, a day after the hour left the overlap, delivered it once
+    let found_at = found_at.expect("the second pass never found it");
+    let hour_end = start + SignedDuration::from_hours(2);
+    let pass = SignedDuration::try_from(ReconcilePass::Second.after()).unwrap();
+    assert!(found_at >= hour_end + pass && found_at <= hour_end + pass + minutes(45), "{found_at}");
+    w.assert_no_duplicates();
+    w.assert_no_gaps(w.store.state().unwrap().watermark.unwrap());
+    let state = w.store.state().unwrap();
+    assert!(state.rechecked_until.is_some_and(|r| r >= hour_end), "{state:?}");
 }
