@@ -17,6 +17,10 @@ pub struct ProcSample {
     pub rss_kib: u64,
     /// User plus system CPU time since the process started.
     pub cpu: Duration,
+    /// The system part of `cpu`: the kernel's work for the process (sockets, page faults).
+    pub system: Duration,
+    /// Minor page faults since the process started (`minflt`): memory first touched.
+    pub minor_faults: u64,
 }
 
 impl ProcSample {
@@ -34,13 +38,18 @@ pub fn sample(pid: u32) -> io::Result<ProcSample> {
             io::Error::new(io::ErrorKind::InvalidData, format!("no {name} in /proc/{pid}/status"))
         })
     };
-    let ticks = cpu_ticks(&stat).ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidData, format!("unreadable /proc/{pid}/stat"))
-    })?;
+    let Some(ticks) = cpu_ticks(&stat) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("unreadable /proc/{pid}/stat"),
+        ));
+    };
     Ok(ProcSample {
         peak_rss_kib: field("VmHWM")?,
         rss_kib: field("VmRSS")?,
-        cpu: ticks_to_duration(ticks, clock_ticks_per_second()),
+        cpu: ticks_to_duration(ticks.user + ticks.system, clock_ticks_per_second()),
+        system: ticks_to_duration(ticks.system, clock_ticks_per_second()),
+        minor_faults: ticks.minor_faults,
     })
 }
 
@@ -53,15 +62,21 @@ fn status_kib(status: &str, name: &str) -> Option<u64> {
         .and_then(|n| n.parse().ok())
 }
 
-/// `utime + stime` (fields 14 and 15) of a `/proc/<pid>/stat` line. The command name (field 2)
-/// may hold spaces and parentheses, so fields are counted from the last `)`.
-fn cpu_ticks(stat: &str) -> Option<u64> {
+#[derive(Debug, PartialEq, Eq)]
+struct StatTicks {
+    user: u64,
+    system: u64,
+    minor_faults: u64,
+}
+
+/// `minflt`, `utime` and `stime` (fields 10, 14 and 15) of a `/proc/<pid>/stat` line. The command
+/// name (field 2) may hold spaces and parentheses, so fields are counted from the last `)`.
+fn cpu_ticks(stat: &str) -> Option<StatTicks> {
     let rest = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // `rest` starts at field 3 (state): field n is fields[n - 3].
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
+    let number = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
+    Some(StatTicks { minor_faults: number(10)?, user: number(14)?, system: number(15)? })
 }
 
 fn ticks_to_duration(ticks: u64, per_second: u64) -> Duration {
@@ -213,8 +228,8 @@ mod tests {
     fn cpu_ticks_count_fields_after_the_command_name() {
         // GIVEN a command name with a space and a parenthesis
         let stat = "4242 (a (b) c) S 1 4242 4242 0 -1 4194560 500 0 0 0 123 45 0 0 20 0 4 0 99";
-        // THEN utime (123) and stime (45) are found after the last ')'
-        assert_eq!(cpu_ticks(stat), Some(168));
+        // THEN minflt (500), utime (123) and stime (45) are found after the last ')'
+        assert_eq!(cpu_ticks(stat), Some(StatTicks { user: 123, system: 45, minor_faults: 500 }));
         assert_eq!(ticks_to_duration(168, 100), Duration::from_millis(1680));
     }
 

@@ -308,6 +308,21 @@ impl ErrorResponse {
     }
 }
 
+/// Reads a body into one buffer sized from its `content-length`, chunk by chunk: a page of
+/// several MB is copied once, never held twice or grown by doubling (the run's peak memory is a
+/// page's body and its activities).
+async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
+    let announced = response.content_length().unwrap_or(0).min(PRESIZE_LIMIT);
+    let mut body = Vec::with_capacity(usize::try_from(announced).unwrap_or(0));
+    while let Some(chunk) = response.chunk().await? {
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// A `content-length` is trusted for the buffer's first size only up to this.
+const PRESIZE_LIMIT: u64 = 64 << 20;
+
 impl<C: Clock> HttpFeed<'_, C> {
     async fn attempt(&self, url: &Url, timeout: Duration) -> Result<Attempt, reqwest::Error> {
         let response = self
@@ -326,7 +341,7 @@ impl<C: Clock> HttpFeed<'_, C> {
         let remaining = header_str(&headers, "anthropic-ratelimit-requests-remaining")
             .and_then(|v| v.parse().ok());
         self.client.observe_rate_limit(&headers, remaining);
-        let body = response.bytes().await?;
+        let body = read_body(response).await?;
         if status.is_success() {
             return Ok(match Page::parse(&body) {
                 Ok(page) => Attempt::Page { page, request_id, remaining },

@@ -199,7 +199,11 @@ fn value_end(bytes: &[u8], start: usize) -> Option<usize> {
 }
 
 fn one_line(text: &str) -> Box<str> {
-    if text.contains(['\n', '\r']) { text.replace(['\n', '\r'], " ").into() } else { text.into() }
+    if memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_some() {
+        text.replace(['\n', '\r'], " ").into()
+    } else {
+        text.into()
+    }
 }
 
 #[cfg(test)]
