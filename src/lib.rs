@@ -13,6 +13,7 @@ pub mod error;
 pub mod feed;
 pub mod handler;
 pub mod invocation;
+pub mod memory;
 pub mod secrets;
 pub mod state;
 pub mod sync;

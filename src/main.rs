@@ -17,6 +17,7 @@ use anthropic_compliance_collector::error::RunError;
 use anthropic_compliance_collector::feed::http::HttpClient;
 use anthropic_compliance_collector::feed::retry::Backoff;
 use anthropic_compliance_collector::handler::{Collector, Identity};
+use anthropic_compliance_collector::memory;
 use anthropic_compliance_collector::secrets::KeyCache;
 use anthropic_compliance_collector::secrets::secretsmanager::SecretsManagerSource;
 use anthropic_compliance_collector::state::dynamodb::DynamoStore;
@@ -29,11 +30,18 @@ const AWS_OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 type AwsCollector =
     Collector<SecretsManagerSource, S3Sink, DynamoStore, CloudWatchMetrics, SystemClock>;
 
-// One thread: below 1,769 MB a Lambda has less than one vCPU, the work is I/O-bound but for gzip, and
-// one allocator arena keeps the peak memory that of one page, however long the backlog.
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), lambda_runtime::Error> {
+fn main() -> Result<(), lambda_runtime::Error> {
+    // Before any thread or large buffer exists.
+    let large_buffers_released = memory::release_large_buffers();
+    // One thread: below 1,769 MB a Lambda has less than one vCPU, the work is I/O-bound but for
+    // gzip, and one allocator arena keeps the peak memory that of one page.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(serve(large_buffers_released))
+}
+
+async fn serve(large_buffers_released: bool) -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
+    tracing::debug!(large_buffers_released, "allocator set up");
     let collector = match Config::from_env() {
         Ok(config) => Ok(build(config).await?),
         Err(e) => {
