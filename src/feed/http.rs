@@ -49,7 +49,15 @@ pub struct HttpClient<C> {
     hold_until: Mutex<Option<Timestamp>>,
     /// Lowered to [`LEGACY_PAGE_LIMIT`] once a server refuses a larger page.
     page_limit_cap: AtomicU32,
+    /// Buffers of earlier bodies, cleared, for the next pages: a body of several MB is read into
+    /// memory already mapped, not into a fresh allocation the kernel must fault in page by page.
+    spare_bodies: Mutex<Vec<Vec<u8>>>,
 }
+
+/// At most this many body buffers are kept: one per window collected at once.
+const SPARE_BODIES: usize = 3;
+/// A buffer larger than this (a page of very large activities) is freed, not kept.
+const SPARE_BODY_BYTES: usize = 16 << 20;
 
 /// Older servers cap `limit` at 1000 and answer a larger one with 400.
 pub const LEGACY_PAGE_LIMIT: u32 = 1000;
@@ -81,7 +89,24 @@ impl<C: Clock> HttpClient<C> {
             last_request: Mutex::new(None),
             hold_until: Mutex::new(None),
             page_limit_cap: AtomicU32::new(u32::MAX),
+            spare_bodies: Mutex::new(Vec::new()),
         })
+    }
+
+    fn body_buffer(&self) -> Vec<u8> {
+        self.spare_bodies.lock().ok().and_then(|mut spare| spare.pop()).unwrap_or_default()
+    }
+
+    fn keep_body_buffer(&self, mut buffer: Vec<u8>) {
+        if buffer.capacity() > SPARE_BODY_BYTES {
+            return;
+        }
+        buffer.clear();
+        if let Ok(mut spare) = self.spare_bodies.lock()
+            && spare.len() < SPARE_BODIES
+        {
+            spare.push(buffer);
+        }
     }
 
     /// This client with one run's key.
@@ -308,16 +333,19 @@ impl ErrorResponse {
     }
 }
 
-/// Reads a body into one buffer sized from its `content-length`, chunk by chunk: a page of
-/// several MB is copied once, never held twice or grown by doubling (the run's peak memory is a
-/// page's body and its activities).
-async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
+/// Reads a body into `body` (empty), sized first from its `content-length`, chunk by chunk: a page
+/// of several MB is copied once, never held twice or grown by doubling (the run's peak memory is
+/// a page's body and its activities).
+async fn read_body(
+    mut response: reqwest::Response,
+    body: &mut Vec<u8>,
+) -> Result<(), reqwest::Error> {
     let announced = response.content_length().unwrap_or(0).min(PRESIZE_LIMIT);
-    let mut body = Vec::with_capacity(usize::try_from(announced).unwrap_or(0));
+    body.reserve(usize::try_from(announced).unwrap_or(0));
     while let Some(chunk) = response.chunk().await? {
         body.extend_from_slice(&chunk);
     }
-    Ok(body)
+    Ok(())
 }
 
 /// A `content-length` is trusted for the buffer's first size only up to this.
@@ -341,12 +369,16 @@ impl<C: Clock> HttpFeed<'_, C> {
         let remaining = header_str(&headers, "anthropic-ratelimit-requests-remaining")
             .and_then(|v| v.parse().ok());
         self.client.observe_rate_limit(&headers, remaining);
-        let body = read_body(response).await?;
+        let mut body = self.client.body_buffer();
+        read_body(response, &mut body).await?;
         if status.is_success() {
-            return Ok(match Page::parse(&body) {
+            let attempt = match Page::parse(&body) {
                 Ok(page) => Attempt::Page { page, request_id, remaining },
                 Err(source) => Attempt::Invalid { request_id, source },
-            });
+            };
+            // The page holds its own copies of the records.
+            self.client.keep_body_buffer(body);
+            return Ok(attempt);
         }
         let (error_type, message) = error_body(&body, status);
         Ok(Attempt::Status(ErrorResponse {
