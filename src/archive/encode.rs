@@ -4,7 +4,7 @@
 //! object ends with a newline. The reverse, [`decode_activities`], reads an object back (used to
 //! recover the ids of a batch whose commit was lost, and by tests).
 
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
 
 use flate2::Compression;
 use flate2::read::MultiGzDecoder;
@@ -84,27 +84,36 @@ fn encode_object(
     })
 }
 
-/// Reads an activity object back into `(id, created_at)` per line.
+/// Reads an activity object back into `(id, created_at)` per line, a line at a time: an object of
+/// a few MB is never held decompressed.
 pub fn decode_activities(body: &[u8]) -> io::Result<Vec<(String, Timestamp)>> {
-    let mut text = String::new();
-    MultiGzDecoder::new(body).read_to_string(&mut text)?;
     #[derive(serde::Deserialize)]
     struct Head {
         id: String,
         created_at: Timestamp,
     }
-    text.lines()
-        .filter(|l| !l.is_empty())
-        .map(|line| {
-            serde_json::from_str::<Head>(line)
-                .map(|h| (h.id, h.created_at))
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
-        })
-        .collect()
+    let mut lines = BufReader::with_capacity(FEED_BYTES, MultiGzDecoder::new(body));
+    let mut line = String::new();
+    let mut out = Vec::new();
+    loop {
+        line.clear();
+        if lines.read_line(&mut line)? == 0 {
+            return Ok(out);
+        }
+        let text = line.trim_end_matches('\n');
+        if text.is_empty() {
+            continue;
+        }
+        let head = serde_json::from_str::<Head>(text)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        out.push((head.id, head.created_at));
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::io::Read;
+
     use super::*;
 
     fn activity(id: &str, created_at: &str) -> Activity {
