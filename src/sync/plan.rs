@@ -65,7 +65,7 @@ pub fn signed(d: Duration) -> SignedDuration {
     SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX)
 }
 
-fn floor_second(t: Timestamp) -> Timestamp {
+pub fn floor_second(t: Timestamp) -> Timestamp {
     Timestamp::from_second(t.as_second()).unwrap_or(t)
 }
 

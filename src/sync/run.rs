@@ -22,7 +22,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 
-use super::plan::{Horizons, Mode, plan, settle_line, signed};
+use super::plan::{Horizons, Mode, floor_second, plan, settle_line, signed};
 use super::seen::id_hash;
 use super::signals::{canary_request_id, disables_compliance_logging};
 use super::{ObjectRecord, PageRecord, RunReport, StopReason};
@@ -451,8 +451,7 @@ where
         };
         let horizon = watermark - signed(self.settings.horizons.overlap) - signed(pass.after());
         for _ in 0..RECONCILE_HOURS_PER_RUN {
-            let hour =
-                pass.marker(state).unwrap_or_else(|| ceil_hour(origin)).max(ceil_hour(origin));
+            let hour = pass.marker(state).unwrap_or(ceil_hour(origin)).max(ceil_hour(origin));
             let end = hour + jiff::SignedDuration::from_hours(1);
             if end > horizon || self.deadline.reached(self.clock.now()) {
                 return Ok(());
@@ -507,7 +506,7 @@ where
                     break;
                 }
             }
-            *pass.marker_mut(state) = Some(end);
+            *pass.marker(state) = Some(end);
             if !self.settings.dry_run {
                 progress.version = Some(self.commit(state, progress.version).await?);
             }
@@ -632,20 +631,14 @@ impl ReconcilePass {
     }
 
     /// Every whole hour before the marker has had this pass.
-    fn marker(self, state: &SyncState) -> Option<Timestamp> {
-        match self {
-            ReconcilePass::First => state.reconciled_until,
-            ReconcilePass::Second => state.rechecked_until,
-        }
-    }
-
-    fn marker_mut(self, state: &mut SyncState) -> &mut Option<Timestamp> {
+    fn marker(self, state: &mut SyncState) -> &mut Option<Timestamp> {
         match self {
             ReconcilePass::First => &mut state.reconciled_until,
             ReconcilePass::Second => &mut state.rechecked_until,
         }
     }
 }
+
 /// At most this many hours are reconciled per run and pass (a backlog of hours drains over runs).
 const RECONCILE_HOURS_PER_RUN: usize = 2;
 
@@ -654,10 +647,6 @@ const RECONCILE_FIRST_HOURS: jiff::SignedDuration = jiff::SignedDuration::from_h
 
 fn floor_hour(t: Timestamp) -> Timestamp {
     Timestamp::from_second(t.as_second() - t.as_second().rem_euclid(3600)).unwrap_or(t)
-}
-
-fn floor_second(t: Timestamp) -> Timestamp {
-    Timestamp::from_second(t.as_second()).unwrap_or(t)
 }
 
 fn ceil_hour(t: Timestamp) -> Timestamp {
