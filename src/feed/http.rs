@@ -5,7 +5,7 @@
 //! position: the same request is retried until it succeeds, fails permanently, or the next wait
 //! would cross the run's deadline. Every response's `request-id` is logged; the key never is.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 
+use super::body_pool::BodyPool;
 use super::query::{ACTIVITIES_PATH, query_string};
 use super::retry::{Backoff, Decision, Failure, decide};
 use super::{ActivityFeed, FeedError, Page, PageQuery, RequestStats};
@@ -49,13 +50,13 @@ pub struct HttpClient<C> {
     hold_until: Mutex<Option<Timestamp>>,
     /// Lowered to [`LEGACY_PAGE_LIMIT`] once a server refuses a larger page.
     page_limit_cap: AtomicU32,
-    /// Buffers of earlier bodies, cleared, for the next pages: a body of several MB is read into
-    /// memory already mapped, not into a fresh allocation the kernel must fault in page by page.
-    spare_bodies: Mutex<Vec<Vec<u8>>>,
+    /// Buffers of earlier bodies for the next pages: a body of several MB is read into memory
+    /// already mapped, not into a fresh allocation the kernel must fault in page by page.
+    bodies: Arc<BodyPool>,
 }
 
-/// At most this many body buffers are kept: one per window collected at once.
-const SPARE_BODIES: usize = 3;
+/// At most this many body buffers are kept: about one per window a backfill collects at once.
+const SPARE_BODIES: usize = 4;
 /// A buffer larger than this (a page of very large activities) is freed, not kept.
 const SPARE_BODY_BYTES: usize = 16 << 20;
 
@@ -89,24 +90,8 @@ impl<C: Clock> HttpClient<C> {
             last_request: Mutex::new(None),
             hold_until: Mutex::new(None),
             page_limit_cap: AtomicU32::new(u32::MAX),
-            spare_bodies: Mutex::new(Vec::new()),
+            bodies: BodyPool::new(SPARE_BODIES, SPARE_BODY_BYTES),
         })
-    }
-
-    fn body_buffer(&self) -> Vec<u8> {
-        self.spare_bodies.lock().ok().and_then(|mut spare| spare.pop()).unwrap_or_default()
-    }
-
-    fn keep_body_buffer(&self, mut buffer: Vec<u8>) {
-        if buffer.capacity() > SPARE_BODY_BYTES {
-            return;
-        }
-        buffer.clear();
-        if let Ok(mut spare) = self.spare_bodies.lock()
-            && spare.len() < SPARE_BODIES
-        {
-            spare.push(buffer);
-        }
     }
 
     /// This client with one run's key.
@@ -369,16 +354,14 @@ impl<C: Clock> HttpFeed<'_, C> {
         let remaining = header_str(&headers, "anthropic-ratelimit-requests-remaining")
             .and_then(|v| v.parse().ok());
         self.client.observe_rate_limit(&headers, remaining);
-        let mut body = self.client.body_buffer();
+        let mut body = self.client.bodies.take();
         read_body(response, &mut body).await?;
         if status.is_success() {
-            let attempt = match Page::parse(&body) {
+            // The page's activities share the body; it returns to the pool once they are written.
+            return Ok(match Page::parse(self.client.bodies.share(body)) {
                 Ok(page) => Attempt::Page { page, request_id, remaining },
                 Err(source) => Attempt::Invalid { request_id, source },
-            };
-            // The page holds its own copies of the records.
-            self.client.keep_body_buffer(body);
-            return Ok(attempt);
+            });
         }
         let (error_type, message) = error_body(&body, status);
         Ok(Attempt::Status(ErrorResponse {

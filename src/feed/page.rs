@@ -4,7 +4,14 @@
 //! and fields pass through untouched. The one change ever made is that a CR or LF byte between
 //! tokens (legal JSON whitespace, the only place such bytes can appear) becomes a space, so each
 //! activity fits on one NDJSON line.
+//!
+//! An activity's text is a view into the page's body, not a copy: a page costs its body and a few
+//! dozen bytes an activity, and the body is freed (or reused) once the last activity is written.
 
+use std::borrow::Cow;
+use std::ops::Range;
+
+use bytes::Bytes;
 use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -14,8 +21,8 @@ use serde_json::value::RawValue;
 pub struct Activity {
     pub id: String,
     pub created_at: Timestamp,
-    /// The JSON object exactly as served, on one line.
-    pub raw: Box<str>,
+    /// The JSON object exactly as served, on one line: valid UTF-8, a view into the page's body.
+    pub raw: Bytes,
 }
 
 /// One page of the feed in result order.
@@ -58,45 +65,86 @@ struct Envelope<'a> {
 }
 
 #[derive(Deserialize)]
-struct Head {
+struct Head<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    created_at: Cow<'a, str>,
+}
+
+/// An activity before its text is cut out of the body.
+struct Located {
     id: String,
-    created_at: String,
+    created_at: Timestamp,
+    text: Range<usize>,
 }
 
 impl Page {
-    /// Parses a response body. A page that cannot be read whole is an error, never a partial page.
-    pub fn parse(body: &[u8]) -> Result<Page, PageError> {
-        let envelope: Envelope<'_> = serde_json::from_slice(body).map_err(PageError::Envelope)?;
-        let mut activities = Vec::with_capacity(envelope.data.len());
-        for (index, raw) in envelope.data.into_iter().enumerate() {
-            let text = raw.get();
-            // The fast path reads only the two fields; anything unusual takes serde's full parse,
-            // which also gives the precise error.
-            let head = match scan_head(text) {
-                Some(head) => head,
-                None => serde_json::from_str(text).map_err(|source| PageError::Activity {
-                    index,
-                    raw: text.to_owned(),
-                    source,
-                })?,
-            };
-            let created_at = head.created_at.parse::<Timestamp>().map_err(|_| {
-                PageError::Timestamp { id: head.id.clone(), created_at: head.created_at.clone() }
-            })?;
-            activities.push(Activity { id: head.id, created_at, raw: one_line(text) });
+    /// Parses a response body, which the page's activities then share. A page that cannot be read
+    /// whole is an error, never a partial page.
+    pub fn parse<B>(mut body: B) -> Result<Page, PageError>
+    where
+        B: AsRef<[u8]> + AsMut<[u8]> + Send + 'static,
+    {
+        let (located, has_more, last_id) = locate(body.as_ref())?;
+        // Validated JSON has CR and LF only between tokens: each becomes a space, in place.
+        let bytes = body.as_mut();
+        let mut from = 0;
+        while let Some(at) = memchr::memchr2(b'\n', b'\r', &bytes[from..]) {
+            bytes[from + at] = b' ';
+            from += at + 1;
         }
-        if envelope.has_more && envelope.last_id.is_none() {
-            return Err(PageError::NoCursor);
-        }
-        Ok(Page { activities, has_more: envelope.has_more, last_id: envelope.last_id })
+        let body = super::body_pool::shared(body);
+        let activities = located
+            .into_iter()
+            .map(|a| Activity { id: a.id, created_at: a.created_at, raw: body.slice(a.text) })
+            .collect();
+        Ok(Page { activities, has_more, last_id })
     }
+}
+
+/// Parses the envelope, and per record its head and where its text lies in `body`.
+fn locate(body: &[u8]) -> Result<(Vec<Located>, bool, Option<String>), PageError> {
+    let envelope: Envelope<'_> = serde_json::from_slice(body).map_err(PageError::Envelope)?;
+    let base = body.as_ptr() as usize;
+    let mut located = Vec::with_capacity(envelope.data.len());
+    for (index, raw) in envelope.data.into_iter().enumerate() {
+        let text = raw.get();
+        // The fast path reads only the two fields; anything unusual takes serde's full parse,
+        // which also gives the precise error.
+        let head = match scan_head(text) {
+            Some(head) => head,
+            None => serde_json::from_str(text).map_err(|source| PageError::Activity {
+                index,
+                raw: text.to_owned(),
+                source,
+            })?,
+        };
+        let Ok(created_at) = head.created_at.parse::<Timestamp>() else {
+            return Err(PageError::Timestamp {
+                id: head.id.into_owned(),
+                created_at: head.created_at.into_owned(),
+            });
+        };
+        // A borrowed raw value is a slice of `body`: its offset is the distance between them.
+        let start = text.as_ptr() as usize - base;
+        located.push(Located {
+            id: head.id.into_owned(),
+            created_at,
+            text: start..start + text.len(),
+        });
+    }
+    if envelope.has_more && envelope.last_id.is_none() {
+        return Err(PageError::NoCursor);
+    }
+    Ok((located, envelope.has_more, envelope.last_id))
 }
 
 /// Finds `id` and `created_at` among the top-level members of one record, without parsing the
 /// rest: the envelope's parse has already checked the record is valid JSON, and the API sends
 /// these two first, so a record costs a few dozen bytes of scanning instead of a second parse.
 /// `None` when either is missing or not a plain string (the caller then parses in full).
-fn scan_head(text: &str) -> Option<Head> {
+fn scan_head(text: &str) -> Option<Head<'_>> {
     let bytes = text.as_bytes();
     let mut i = skip_ws(bytes, 0);
     if bytes.get(i) != Some(&b'{') {
@@ -128,13 +176,13 @@ fn scan_head(text: &str) -> Option<Head> {
                 return None;
             }
             *slot = Some(if token.contains('\\') {
-                serde_json::from_str::<String>(token).ok()?
+                Cow::Owned(serde_json::from_str::<String>(token).ok()?)
             } else {
-                token[1..token.len() - 1].to_owned()
+                Cow::Borrowed(&token[1..token.len() - 1])
             });
         }
-        if let (Some(id), Some(created_at)) = (&id, &created_at) {
-            return Some(Head { id: id.clone(), created_at: created_at.clone() });
+        if id.is_some() && created_at.is_some() {
+            return Some(Head { id: id?, created_at: created_at? });
         }
         i = skip_ws(bytes, value_end);
         match bytes.get(i) {
@@ -198,14 +246,6 @@ fn value_end(bytes: &[u8], start: usize) -> Option<usize> {
     }
 }
 
-fn one_line(text: &str) -> Box<str> {
-    if memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_some() {
-        text.replace(['\n', '\r'], " ").into()
-    } else {
-        text.into()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,9 +256,9 @@ mod tests {
         let rec = r#"{"id":"activity_1","created_at":"2026-04-10T08:09:10.123456Z","type":"brand_new_type","x": {"é":"日本語 \"q\""} }"#;
         let body = format!(r#"{{"data":[{rec}],"has_more":false,"first_id":"c1","last_id":"c2"}}"#);
         // WHEN parsed
-        let page = Page::parse(body.as_bytes()).unwrap();
+        let page = Page::parse(body.as_bytes().to_vec()).unwrap();
         // THEN the raw text is exactly the served object
-        assert_eq!(&*page.activities[0].raw, rec);
+        assert_eq!(&page.activities[0].raw[..], rec.as_bytes());
         assert_eq!(page.activities[0].id, "activity_1");
         assert_eq!(page.activities[0].created_at.to_string(), "2026-04-10T08:09:10.123456Z");
         assert_eq!(page.last_id.as_deref(), Some("c2"));
@@ -232,7 +272,7 @@ mod tests {
             r#" { "id" : "a3" , "created_at" : "2026-01-01T00:00:00Z" } "#,
         ] {
             let fast = scan_head(rec).unwrap();
-            let full: Head = serde_json::from_str(rec).unwrap();
+            let full: Head<'_> = serde_json::from_str(rec).unwrap();
             assert_eq!((fast.id, fast.created_at), (full.id, full.created_at), "{rec}");
         }
         assert!(scan_head(r#"{"id":7,"created_at":"2026-01-01T00:00:00Z"}"#).is_none());
@@ -242,10 +282,10 @@ mod tests {
     #[test]
     fn newlines_between_tokens_become_spaces() {
         let body = "{\"data\":[{\"id\":\"a\",\r\n\"created_at\":\"2026-01-01T00:00:00Z\"}],\"has_more\":false}";
-        let page = Page::parse(body.as_bytes()).unwrap();
+        let page = Page::parse(body.as_bytes().to_vec()).unwrap();
         assert_eq!(
-            &*page.activities[0].raw,
-            "{\"id\":\"a\",  \"created_at\":\"2026-01-01T00:00:00Z\"}"
+            &page.activities[0].raw[..],
+            b"{\"id\":\"a\",  \"created_at\":\"2026-01-01T00:00:00Z\"}"
         );
     }
 
@@ -253,24 +293,24 @@ mod tests {
     fn a_record_without_id_fails_the_page_and_names_it() {
         let body =
             r#"{"data":[{"created_at":"2026-01-01T00:00:00Z","type":"x"}],"has_more":false}"#;
-        let err = Page::parse(body.as_bytes()).unwrap_err();
+        let err = Page::parse(body.as_bytes().to_vec()).unwrap_err();
         assert!(err.to_string().contains(r#"raw: {"created_at""#), "{err}");
     }
 
     #[test]
     fn a_bad_timestamp_fails_the_page() {
         let body = r#"{"data":[{"id":"a","created_at":"yesterday"}],"has_more":false}"#;
-        assert!(matches!(Page::parse(body.as_bytes()), Err(PageError::Timestamp { .. })));
+        assert!(matches!(Page::parse(body.as_bytes().to_vec()), Err(PageError::Timestamp { .. })));
     }
 
     #[test]
     fn has_more_without_cursor_is_an_error() {
         let body = r#"{"data":[],"has_more":true,"first_id":null,"last_id":null}"#;
-        assert!(matches!(Page::parse(body.as_bytes()), Err(PageError::NoCursor)));
+        assert!(matches!(Page::parse(body.as_bytes().to_vec()), Err(PageError::NoCursor)));
     }
 
     #[test]
     fn malformed_json_is_an_envelope_error() {
-        assert!(matches!(Page::parse(b"{\"data\":[{"), Err(PageError::Envelope(_))));
+        assert!(matches!(Page::parse(b"{\"data\":[{".to_vec()), Err(PageError::Envelope(_))));
     }
 }

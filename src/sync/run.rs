@@ -132,6 +132,23 @@ struct Run<'a, F, S, St, C> {
     report: RunReport,
 }
 
+/// The activities of a page to write, with their id hashes (each id is hashed once).
+struct Fresh<'a> {
+    activities: Vec<&'a Activity>,
+    hashes: Vec<u64>,
+}
+
+impl<'a> Fresh<'a> {
+    fn with_capacity(n: usize) -> Self {
+        Fresh { activities: Vec::with_capacity(n), hashes: Vec::with_capacity(n) }
+    }
+
+    fn push(&mut self, hash: u64, activity: &'a Activity) {
+        self.hashes.push(hash);
+        self.activities.push(activity);
+    }
+}
+
 /// The per-run bookkeeping of windows, commits and the canary.
 struct Progress {
     /// Whether this run checks its own earlier API calls (live, unfiltered runs only).
@@ -318,16 +335,15 @@ where
 
             // Dedupe against the memory and within the page itself.
             let mut in_page = HashSet::with_capacity(page.activities.len());
-            let fresh: Vec<_> = page
-                .activities
-                .iter()
-                .filter(|a| {
-                    let h = id_hash(&a.id);
-                    let new = !state.seen.contains(h) && in_page.insert(h);
-                    self.report.duplicates_dropped += u64::from(!new);
-                    new
-                })
-                .collect();
+            let mut fresh = Fresh::with_capacity(page.activities.len());
+            for a in &page.activities {
+                let h = id_hash(&a.id);
+                if !state.seen.contains(h) && in_page.insert(h) {
+                    fresh.push(h, a);
+                } else {
+                    self.report.duplicates_dropped += 1;
+                }
+            }
             for a in &page.activities {
                 if let Some(id) = canary_request_id(&a.raw)
                     && progress.canary_wanted.contains(id.as_str())
@@ -338,10 +354,10 @@ where
             self.report.page_log.push(PageRecord {
                 request_id: self.report.last_request_id.clone(),
                 activities: page.activities.len(),
-                new: fresh.len(),
+                new: fresh.activities.len(),
             });
 
-            for a in &fresh {
+            for a in &fresh.activities {
                 if progress.previous_watermark.is_some_and(|w| a.created_at < w) {
                     self.report.late_arrivals += 1;
                 }
@@ -385,14 +401,17 @@ where
         &mut self,
         state: &mut SyncState,
         progress: &mut Progress,
-        fresh: &[&Activity],
+        fresh: &Fresh<'_>,
     ) -> Result<(), SyncError> {
-        if fresh.is_empty() {
+        if fresh.activities.is_empty() {
             return Ok(());
         }
-        let objects =
-            encode_batch(&self.settings.output_prefix, self.settings.object_tag.as_deref(), fresh)
-                .map_err(SyncError::Encode)?;
+        let objects = encode_batch(
+            &self.settings.output_prefix,
+            self.settings.object_tag.as_deref(),
+            &fresh.activities,
+        )
+        .map_err(SyncError::Encode)?;
         if self.settings.dry_run {
             for object in &objects {
                 self.record_object(object, PutOutcome::Created);
@@ -422,16 +441,16 @@ where
                 self.record_object(object, outcome);
             }
         }
-        for a in fresh {
-            state.seen.insert(id_hash(&a.id), a.created_at);
+        for (&hash, a) in fresh.hashes.iter().zip(&fresh.activities) {
+            state.seen.insert(hash, a.created_at);
             if disables_compliance_logging(&a.raw) {
                 tracing::error!(activity = %a.id, "the Compliance API or its logging was switched off: activities in the gap can never be recovered");
                 self.report.compliance_logging_disabled += 1;
             }
         }
         state.pending = None;
-        state.delivered_total += fresh.len() as u64;
-        self.report.delivered += fresh.len() as u64;
+        state.delivered_total += fresh.activities.len() as u64;
+        self.report.delivered += fresh.activities.len() as u64;
         Ok(())
     }
 
@@ -487,17 +506,22 @@ where
                 };
                 self.report.pages += 1;
                 self.refuse_stuck_cursor(&query, &page, None)?;
-                let missing: Vec<&Activity> =
-                    page.activities.iter().filter(|a| archived.insert(id_hash(&a.id))).collect();
-                if !missing.is_empty() {
+                let mut missing = Fresh::with_capacity(0);
+                for a in &page.activities {
+                    let h = id_hash(&a.id);
+                    if archived.insert(h) {
+                        missing.push(h, a);
+                    }
+                }
+                if let Some(first) = missing.activities.first() {
                     tracing::warn!(
                         hour = %hour,
                         pass = pass.name(),
-                        activities = missing.len(),
-                        first = %missing[0].id,
+                        activities = missing.activities.len(),
+                        first = %first.id,
                         "activities indexed later than the overlap: delivering them now"
                     );
-                    self.report.late_beyond_overlap += missing.len() as u64;
+                    self.report.late_beyond_overlap += missing.activities.len() as u64;
                     self.write_batch(state, progress, &missing).await?;
                     progress.version = Some(self.commit(state, progress.version).await?);
                 }

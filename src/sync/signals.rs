@@ -23,26 +23,26 @@ static CANARY_NAME: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(CAN
 static SETTINGS_NAME: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(SETTINGS_TYPE));
 
 /// The `request_id` of a `compliance_api_accessed` activity.
-pub fn canary_request_id(raw: &str) -> Option<String> {
-    CANARY_NAME.find(raw.as_bytes())?;
+pub fn canary_request_id(raw: &[u8]) -> Option<String> {
+    CANARY_NAME.find(raw)?;
     #[derive(Deserialize)]
     struct Accessed {
         #[serde(rename = "type")]
         kind: String,
         request_id: Option<String>,
     }
-    let a: Accessed = serde_json::from_str(raw).ok()?;
+    let a: Accessed = serde_json::from_slice(raw).ok()?;
     (a.kind == CANARY_TYPE).then_some(a.request_id).flatten()
 }
 
 /// Whether an activity records the Compliance API (or its logging) being switched off: a settings
 /// update in which a field whose name says "enabled" (or "logging") becomes `false`, directly or as
 /// the `new_value` of a change record.
-pub fn disables_compliance_logging(raw: &str) -> bool {
-    if SETTINGS_NAME.find(raw.as_bytes()).is_none() {
+pub fn disables_compliance_logging(raw: &[u8]) -> bool {
+    if SETTINGS_NAME.find(raw).is_none() {
         return false;
     }
-    let Ok(value) = serde_json::from_str::<Value>(raw) else { return false };
+    let Ok(value) = serde_json::from_slice::<Value>(raw) else { return false };
     value.get("type").and_then(Value::as_str) == Some(SETTINGS_TYPE) && switches_off(&value)
 }
 
@@ -75,10 +75,10 @@ mod tests {
     #[test]
     fn finds_the_request_id_of_its_own_calls_only() {
         let own = r#"{"id":"activity_1","type":"compliance_api_accessed","request_id":"req_9","organization_id":null}"#;
-        assert_eq!(canary_request_id(own).as_deref(), Some("req_9"));
+        assert_eq!(canary_request_id(own.as_bytes()).as_deref(), Some("req_9"));
         let other =
             r#"{"id":"activity_2","type":"claude_chat_created","note":"compliance_api_accessed"}"#;
-        assert_eq!(canary_request_id(other), None);
+        assert_eq!(canary_request_id(other.as_bytes()), None);
     }
 
     #[test]
@@ -87,13 +87,13 @@ mod tests {
             r#"{"id":"a","type":"org_compliance_api_settings_updated","updates":[{"field":"compliance_api_enabled","old_value":true,"new_value":false}]}"#,
             r#"{"id":"a","type":"org_compliance_api_settings_updated","settings":{"activity_logging_enabled":false}}"#,
         ] {
-            assert!(disables_compliance_logging(raw), "{raw}");
+            assert!(disables_compliance_logging(raw.as_bytes()), "{raw}");
         }
         for raw in [
             r#"{"id":"a","type":"org_compliance_api_settings_updated","updates":[{"field":"compliance_api_enabled","old_value":false,"new_value":true}]}"#,
             r#"{"id":"a","type":"org_settings_updated","compliance_api_enabled":false}"#,
         ] {
-            assert!(!disables_compliance_logging(raw), "{raw}");
+            assert!(!disables_compliance_logging(raw.as_bytes()), "{raw}");
         }
     }
 }
