@@ -29,9 +29,12 @@ pub mod verify;
 /// Kept between the last possible answer and the invocation's deadline.
 const ANSWER_SPARE: Duration = Duration::from_millis(500);
 
-/// How many time windows a long backfill is collected in at once: enough to overlap the latency
-/// of one request with another's, few enough that their pages in flight stay small in memory.
-pub const BACKFILL_PARTS: i32 = 3;
+/// How many time windows a long backfill is collected in at once. While one window waits for its
+/// page (the API's latency, a few hundred ms) or for S3 and DynamoDB, the others fetch and
+/// compress theirs: with 300 ms of latency a window turns a page about every half second, so six
+/// keep the API's whole budget (600 requests a minute) busy. Few enough that the pages they hold
+/// at once stay small in memory (`make bench`: the backfill's peak RSS).
+pub const BACKFILL_PARTS: i32 = 6;
 /// A backfill shorter than this is one window.
 pub const PARTS_FROM: jiff::SignedDuration = jiff::SignedDuration::from_hours(6);
 

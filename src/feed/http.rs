@@ -5,8 +5,8 @@
 //! position: the same request is retried until it succeeds, fails permanently, or the next wait
 //! would cross the run's deadline. Every response's `request-id` is logged; the key never is.
 
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
@@ -55,8 +55,9 @@ pub struct HttpClient<C> {
     bodies: Arc<BodyPool>,
 }
 
-/// At most this many body buffers are kept: about one per window a backfill collects at once.
-const SPARE_BODIES: usize = 4;
+/// At most this many body buffers are kept. The pool never holds more than were in use at once
+/// (one per window collected concurrently: a backfill's parts); this only caps a burst.
+const SPARE_BODIES: usize = 8;
 /// A buffer larger than this (a page of very large activities) is freed, not kept.
 const SPARE_BODY_BYTES: usize = 16 << 20;
 

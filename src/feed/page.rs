@@ -265,6 +265,16 @@ mod tests {
     }
 
     #[test]
+    fn activities_are_views_into_the_body_not_copies() {
+        let body = br#"{"data":[{"id":"a","created_at":"2026-01-01T00:00:00Z"},{"id":"b","created_at":"2026-01-01T00:00:01Z"}],"has_more":false}"#.to_vec();
+        let start = body.as_ptr() as usize;
+        let page = Page::parse(body).unwrap();
+        let offsets: Vec<usize> =
+            page.activities.iter().map(|a| a.raw.as_ptr() as usize - start).collect();
+        assert_eq!(offsets, [9, 56]);
+    }
+
+    #[test]
     fn the_fast_scan_agrees_with_a_full_parse() {
         for rec in [
             r#"{"id":"a1","created_at":"2026-01-01T00:00:00Z","x":1}"#,
