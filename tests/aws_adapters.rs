@@ -47,7 +47,7 @@ async fn s3_writes_an_object_once_and_refuses_a_second_write_of_its_key() {
     altered.body = object(&["activity_c"]).body;
     assert_eq!(sink.put_new(&altered).await.unwrap(), PutOutcome::AlreadyPresent);
     // THEN the first content stays, and reads back exactly
-    assert_eq!(sink.get(&first.key).await.unwrap(), Some(first.body.clone()));
+    assert_eq!(sink.get(&first.key).await.unwrap(), Some(first.body.to_vec()));
     assert_eq!(sink.get("anthropic/activity/nope.json.gz").await.unwrap(), None);
     let lines = aws::read_gzip_lines(&c.s3, &bucket, &first.key).await.unwrap();
     assert_eq!(lines.len(), 2);

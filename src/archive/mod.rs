@@ -11,7 +11,7 @@ pub mod s3;
 
 use std::future::Future;
 
-pub use encode::{EncodedObject, decode_activities, encode_batch};
+pub use encode::{EncodedObject, Encoder, decode_activities, encode_batch};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PutOutcome {
@@ -117,7 +117,7 @@ pub mod memory {
             if objects.contains_key(&object.key) {
                 return Ok(PutOutcome::AlreadyPresent);
             }
-            objects.insert(object.key.clone(), object.body.clone());
+            objects.insert(object.key.clone(), object.body.to_vec());
             Ok(PutOutcome::Created)
         }
         async fn put_marker(

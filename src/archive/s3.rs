@@ -7,6 +7,7 @@
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
+use bytes::Bytes;
 
 use super::{EncodedObject, ObjectSink, PutOutcome, SinkError};
 
@@ -62,7 +63,7 @@ impl S3Sink {
     async fn put_if_absent(
         &self,
         key: &str,
-        body: &[u8],
+        body: Bytes,
         content_type: &str,
         metadata: &[(&str, String)],
     ) -> Result<PutOutcome, SinkError> {
@@ -77,7 +78,7 @@ impl S3Sink {
                 .key(key)
                 .if_none_match("*")
                 .content_type(content_type)
-                .body(ByteStream::from(body.to_vec()));
+                .body(ByteStream::from(body.clone()));
             for (name, value) in metadata {
                 request = request.metadata(*name, value);
             }
@@ -117,7 +118,7 @@ impl ObjectSink for S3Sink {
             ("last-activity-id", object.last_id.clone()),
         ];
         // No Content-Encoding: readers would unzip in transit and then fail on `.gz`.
-        self.put_if_absent(&object.key, &object.body, "application/gzip", &metadata).await
+        self.put_if_absent(&object.key, object.body.clone(), "application/gzip", &metadata).await
     }
 
     async fn put_marker(
@@ -126,7 +127,7 @@ impl ObjectSink for S3Sink {
         body: Vec<u8>,
         content_type: &'static str,
     ) -> Result<PutOutcome, SinkError> {
-        self.put_if_absent(key, &body, content_type, &[]).await
+        self.put_if_absent(key, body.into(), content_type, &[]).await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, SinkError> {

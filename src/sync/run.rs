@@ -27,7 +27,7 @@ use super::seen::id_hash;
 use super::signals::{canary_request_id, disables_compliance_logging};
 use super::{ObjectRecord, PageRecord, RunReport, StopReason};
 use crate::archive::key::partition;
-use crate::archive::{ObjectSink, PutOutcome, SinkError, decode_activities, encode_batch};
+use crate::archive::{Encoder, ObjectSink, PutOutcome, SinkError, decode_activities};
 use crate::clock::{Clock, Deadline};
 #[cfg(doc)]
 use crate::feed::PAGE_LIMIT;
@@ -110,8 +110,16 @@ where
     St: StateStore,
     C: Clock,
 {
-    let mut run =
-        Run { feed, sink, store, clock, deadline, settings, report: RunReport::default() };
+    let mut run = Run {
+        feed,
+        sink,
+        store,
+        clock,
+        deadline,
+        settings,
+        encoder: Encoder::default(),
+        report: RunReport::default(),
+    };
     run.report.dry_run = settings.dry_run;
     let result = run.go().await;
     let mut report = run.report;
@@ -129,6 +137,8 @@ struct Run<'a, F, S, St, C> {
     clock: &'a C,
     deadline: Deadline,
     settings: &'a Settings,
+    /// One compressor for the run's objects.
+    encoder: Encoder,
     report: RunReport,
 }
 
@@ -406,12 +416,14 @@ where
         if fresh.activities.is_empty() {
             return Ok(());
         }
-        let objects = encode_batch(
-            &self.settings.output_prefix,
-            self.settings.object_tag.as_deref(),
-            &fresh.activities,
-        )
-        .map_err(SyncError::Encode)?;
+        let objects = self
+            .encoder
+            .encode_batch(
+                &self.settings.output_prefix,
+                self.settings.object_tag.as_deref(),
+                &fresh.activities,
+            )
+            .map_err(SyncError::Encode)?;
         if self.settings.dry_run {
             for object in &objects {
                 self.record_object(object, PutOutcome::Created);
