@@ -72,13 +72,6 @@ struct Head<'a> {
     created_at: Cow<'a, str>,
 }
 
-/// An activity before its text is cut out of the body.
-struct Located {
-    id: String,
-    created_at: Timestamp,
-    text: Range<usize>,
-}
-
 impl Page {
     /// Parses a response body, which the page's activities then share. A page that cannot be read
     /// whole is an error, never a partial page.
@@ -86,7 +79,7 @@ impl Page {
     where
         B: AsRef<[u8]> + AsMut<[u8]> + Send + 'static,
     {
-        let (located, has_more, last_id) = locate(body.as_ref())?;
+        let Unshared { mut activities, texts, has_more, last_id } = read_envelope(body.as_ref())?;
         // Validated JSON has CR and LF only between tokens: each becomes a space, in place.
         let bytes = body.as_mut();
         let mut from = 0;
@@ -95,19 +88,28 @@ impl Page {
             from += at + 1;
         }
         let body = super::body_pool::shared(body);
-        let activities = located
-            .into_iter()
-            .map(|a| Activity { id: a.id, created_at: a.created_at, raw: body.slice(a.text) })
-            .collect();
+        for (activity, text) in activities.iter_mut().zip(texts) {
+            activity.raw = body.slice(text);
+        }
         Ok(Page { activities, has_more, last_id })
     }
 }
 
+/// What [`Page::parse`] reads before the body is shared: the activities without their text yet,
+/// and where each one's text lies in the body.
+struct Unshared {
+    activities: Vec<Activity>,
+    texts: Vec<Range<usize>>,
+    has_more: bool,
+    last_id: Option<String>,
+}
+
 /// Parses the envelope, and per record its head and where its text lies in `body`.
-fn locate(body: &[u8]) -> Result<(Vec<Located>, bool, Option<String>), PageError> {
+fn read_envelope(body: &[u8]) -> Result<Unshared, PageError> {
     let envelope: Envelope<'_> = serde_json::from_slice(body).map_err(PageError::Envelope)?;
     let base = body.as_ptr() as usize;
-    let mut located = Vec::with_capacity(envelope.data.len());
+    let mut activities = Vec::with_capacity(envelope.data.len());
+    let mut texts = Vec::with_capacity(envelope.data.len());
     for (index, raw) in envelope.data.into_iter().enumerate() {
         let text = raw.get();
         // The fast path reads only the two fields; anything unusual takes serde's full parse,
@@ -126,18 +128,15 @@ fn locate(body: &[u8]) -> Result<(Vec<Located>, bool, Option<String>), PageError
                 created_at: head.created_at.into_owned(),
             });
         };
+        activities.push(Activity { id: head.id.into_owned(), created_at, raw: Bytes::new() });
         // A borrowed raw value is a slice of `body`: its offset is the distance between them.
         let start = text.as_ptr() as usize - base;
-        located.push(Located {
-            id: head.id.into_owned(),
-            created_at,
-            text: start..start + text.len(),
-        });
+        texts.push(start..start + text.len());
     }
     if envelope.has_more && envelope.last_id.is_none() {
         return Err(PageError::NoCursor);
     }
-    Ok((located, envelope.has_more, envelope.last_id))
+    Ok(Unshared { activities, texts, has_more: envelope.has_more, last_id: envelope.last_id })
 }
 
 /// Finds `id` and `created_at` among the top-level members of one record, without parsing the
