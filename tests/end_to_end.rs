@@ -1,168 +1,16 @@
 //! The built Lambda binary, driven through the Lambda Runtime API protocol, against the compliance
 //! simulator and moto: what a user deploys, as a user's invocations see it.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::time::Duration;
 
-use compliance_sim::{ApiKey, GenerateSpec, SimConfig, SimServer, Simulator};
+use compliance_sim::GenerateSpec;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
-use testkit::aws::{self, Clients};
-use testkit::lambda::{Invocation, LambdaFunction, Outcome};
-use testkit::moto::Moto;
-use testkit::unique_name;
+use testkit::aws;
+use testkit::lambda::Outcome;
 
-pub(crate) const KEY: &str = "sk-ant-api01-end-to-end-secret-key-0123456789";
-pub(crate) const PREFIX: &str = "anthropic/activity/";
-const TIMEOUT: Duration = Duration::from_secs(60);
-
-/// One deployment: bucket, table, secret, namespace, a simulator, and the function.
-pub(crate) struct Stack {
-    pub(crate) clients: Clients,
-    pub(crate) bucket: String,
-    pub(crate) table: String,
-    pub(crate) namespace: String,
-    pub(crate) sim: Simulator,
-    _server: SimServer,
-    pub(crate) function: LambdaFunction,
-}
-
-pub(crate) struct Options {
-    pub(crate) secret: Option<String>,
-    pub(crate) create_bucket: bool,
-    pub(crate) env: Vec<(&'static str, String)>,
-    pub(crate) sim: SimConfig,
-}
-
-impl Default for Options {
-    fn default() -> Options {
-        Options {
-            secret: Some(KEY.into()),
-            create_bucket: true,
-            env: vec![],
-            sim: SimConfig {
-                keys: vec![
-                    ApiKey { key: KEY.into(), has_scope: true },
-                    ApiKey { key: "sk-ant-api01-without-scope".into(), has_scope: false },
-                ],
-                ..SimConfig::default()
-            },
-        }
-    }
-}
-
-impl Stack {
-    pub(crate) async fn new(options: Options) -> Stack {
-        let moto = Moto::shared();
-        let clients = Clients::for_moto(moto);
-        let (bucket, table, namespace) =
-            (unique_name("bucket"), unique_name("state"), unique_name("ns"));
-        if options.create_bucket {
-            aws::create_bucket(&clients.s3, &bucket).await.unwrap();
-        }
-        aws::create_state_table(&clients.dynamodb, &table).await.unwrap();
-        let secret_id = unique_name("api-key");
-        if let Some(secret) = &options.secret {
-            aws::put_secret(&clients.secretsmanager, &secret_id, secret).await.unwrap();
-        }
-        let sim = Simulator::new(options.sim);
-        let server = sim.spawn().await.unwrap();
-        let mut env: Vec<(String, String)> = aws::env_for(moto.endpoint());
-        for (k, v) in [
-            ("API_KEY_SECRET_ID", secret_id),
-            ("STATE_TABLE", table.clone()),
-            ("OUTPUT_BUCKET", bucket.clone()),
-            ("METRIC_NAMESPACE", namespace.clone()),
-            ("API_BASE_URL", server.base_url.clone()),
-            ("SETTLE_SECONDS", "1".into()),
-            ("RUST_LOG", "debug".into()),
-        ] {
-            env.push((k.into(), v));
-        }
-        for (k, v) in options.env {
-            env.retain(|(name, _)| name != k);
-            env.push((k.into(), v));
-        }
-        let binary = env!("CARGO_BIN_EXE_anthropic-compliance-collector").into();
-        let function = LambdaFunction::start(binary, env).unwrap();
-        Stack { clients, bucket, table, namespace, sim, _server: server, function }
-    }
-
-    pub(crate) async fn invoke(&mut self, payload: Value) -> Invocation {
-        self.function.invoke(payload, TIMEOUT).await.unwrap()
-    }
-
-    pub(crate) async fn collect(&mut self) -> Value {
-        let invocation = self.invoke(json!({"action": "collect"})).await;
-        match invocation.outcome {
-            Outcome::Response(summary) => summary,
-            other => panic!("run failed: {other:?}\nlogs:\n{}", invocation.logs.join("\n")),
-        }
-    }
-
-    /// Every delivered line's id, by object, after checking each object's format.
-    pub(crate) async fn delivered(&self) -> Vec<String> {
-        let mut ids = Vec::new();
-        for object in aws::list_objects(&self.clients.s3, &self.bucket, "").await.unwrap() {
-            if object.key.split('/').any(|s| s.starts_with('_')) {
-                continue;
-            }
-            assert!(
-                object.key.starts_with(PREFIX) && object.key.ends_with(".json.gz"),
-                "{}",
-                object.key
-            );
-            for line in
-                aws::read_gzip_lines(&self.clients.s3, &self.bucket, &object.key).await.unwrap()
-            {
-                let value: Value = serde_json::from_str(&line).unwrap();
-                ids.push(value["id"].as_str().unwrap().to_owned());
-            }
-        }
-        ids
-    }
-
-    pub(crate) async fn state_item(&self) -> Option<BTreeMap<String, String>> {
-        let item = aws::get_item(&self.clients.dynamodb, &self.table, "live").await.unwrap()?;
-        Some(item.into_iter().map(|(k, v)| (k, format!("{v:?}"))).collect())
-    }
-
-    /// Checks exactly-once against the simulator: every activity visible and created before the
-    /// watermark is delivered once; nothing is delivered twice; every line is served bytes.
-    pub(crate) async fn assert_exactly_once(&self, watermark: Timestamp) -> usize {
-        let delivered = self.delivered().await;
-        let mut counts: BTreeMap<&str, u32> = BTreeMap::new();
-        for id in &delivered {
-            *counts.entry(id).or_default() += 1;
-        }
-        let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
-        assert!(twice.is_empty(), "delivered twice: {twice:?}");
-        let served: Vec<_> = self
-            .sim
-            .activities()
-            .into_iter()
-            .filter(|a| a.visible && a.created_at < watermark)
-            .collect();
-        let missing: Vec<_> =
-            served.iter().filter(|a| !counts.contains_key(a.id.as_str())).map(|a| &a.id).collect();
-        assert!(
-            missing.is_empty(),
-            "{} of {} never delivered: {:?}",
-            missing.len(),
-            served.len(),
-            &missing[..missing.len().min(5)]
-        );
-        delivered.len()
-    }
-}
-
-pub(crate) fn ago(minutes: i64) -> Timestamp {
-    Timestamp::now() - SignedDuration::from_mins(minutes)
-}
-
-pub(crate) fn watermark(summary: &Value) -> Timestamp {
-    summary["watermark"].as_str().unwrap().parse().unwrap()
-}
+use crate::support::*;
 
 #[tokio::test]
 async fn runs_deliver_every_activity_exactly_once_as_new_and_late_ones_arrive() {
@@ -176,7 +24,7 @@ async fn runs_deliver_every_activity_exactly_once_as_new_and_late_ones_arrive() 
     assert_eq!(first["status"], "ok");
     assert_eq!(first["stop_reason"], "caught_up");
     assert!(first["delivered"].as_u64().unwrap() >= 3000, "{first}");
-    let after_first = stack.assert_exactly_once(watermark(&first)).await;
+    let after_first = stack.assert_exactly_once(watermark(&first)).await.delivered_lines;
 
     // AND new activities arrive while the late ones get indexed
     stack.sim.reveal_all();
@@ -193,13 +41,13 @@ async fn runs_deliver_every_activity_exactly_once_as_new_and_late_ones_arrive() 
     // THEN the second (warm) run delivers the new ones and the late ones, once
     assert_eq!(second["late_arrivals"].as_u64().unwrap(), 25, "{second}");
     assert!(second["duplicates_dropped"].as_u64().unwrap() > 0, "the overlap re-reads: {second}");
-    let after_second = stack.assert_exactly_once(watermark(&second)).await;
+    let after_second = stack.assert_exactly_once(watermark(&second)).await.delivered_lines;
     assert!(after_second >= after_first + 425);
 
     // AND a third run finds only the collector's own calls
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let third = stack.collect().await;
-    let total = stack.assert_exactly_once(watermark(&third)).await;
+    let total = stack.assert_exactly_once(watermark(&third)).await.delivered_lines;
     assert_eq!(
         total as u64,
         [&first, &second, &third].iter().map(|s| s["delivered"].as_u64().unwrap()).sum::<u64>()
@@ -246,14 +94,13 @@ async fn the_api_key_never_appears_in_any_log_line() {
 
 #[tokio::test]
 async fn a_rejected_key_or_missing_scope_fails_with_a_stable_type_and_changes_nothing() {
-    for (secret, error_type) in [
-        ("sk-ant-api01-revoked", "ApiKeyRejected"),
-        ("sk-ant-api01-without-scope", "ApiScopeMissing"),
-    ] {
+    for (secret, error_type) in
+        [("sk-ant-api01-revoked", "ApiKeyRejected"), (WITHOUT_SCOPE_KEY, "ApiScopeMissing")]
+    {
         let mut stack =
             Stack::new(Options { secret: Some(secret.into()), ..Options::default() }).await;
         stack.sim.generate(&GenerateSpec { count: 20, from: ago(60), to: ago(5), hidden: false });
-        let invocation = stack.invoke(json!({})).await;
+        let invocation = stack.invoke(json!({}), LONG).await;
         match &invocation.outcome {
             Outcome::Error { error_type: t, error_message } => {
                 assert_eq!(t, error_type, "{error_message}");
@@ -282,7 +129,7 @@ async fn missing_secret_missing_bucket_and_placeholder_fail_and_change_nothing()
     for (options, expected) in cases {
         let mut stack = Stack::new(options).await;
         stack.sim.generate(&GenerateSpec { count: 20, from: ago(60), to: ago(5), hidden: false });
-        let invocation = stack.invoke(json!({})).await;
+        let invocation = stack.invoke(json!({}), LONG).await;
         assert!(
             matches!(&invocation.outcome, Outcome::Error { error_type, .. } if error_type == expected),
             "expected {expected}: {:?}",
@@ -307,7 +154,7 @@ async fn bad_configuration_names_every_bad_variable_before_any_io() {
         ..Options::default()
     })
     .await;
-    let invocation = stack.invoke(json!({})).await;
+    let invocation = stack.invoke(json!({}), LONG).await;
     let Outcome::Error { error_type, error_message } = &invocation.outcome else {
         panic!("{:?}", invocation.outcome)
     };
@@ -328,7 +175,7 @@ async fn every_invocation_shape_in_events_is_accepted_and_a_wrong_one_is_named()
     stack.collect().await; // a backfill needs the live collection to have begun
     for file in files {
         let payload: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
-        let invocation = stack.invoke(payload).await;
+        let invocation = stack.invoke(payload, LONG).await;
         assert!(
             invocation.outcome.response().is_some(),
             "{}: {:?}",
@@ -337,7 +184,7 @@ async fn every_invocation_shape_in_events_is_accepted_and_a_wrong_one_is_named()
         );
         tokio::time::sleep(Duration::from_millis(1100)).await;
     }
-    let invocation = stack.invoke(json!({"action": "erase"})).await;
+    let invocation = stack.invoke(json!({"action": "erase"}), LONG).await;
     assert!(
         matches!(invocation.outcome, Outcome::Error { ref error_type, .. } if error_type == "InvocationInvalid")
     );
@@ -381,7 +228,7 @@ async fn processes_killed_at_arbitrary_points_lose_and_duplicate_nothing() {
     }
     // THEN everything is delivered exactly once
     assert!(matches!(last["stop_reason"].as_str(), Some("caught_up" | "nothing_new")), "{last}");
-    let delivered = stack.assert_exactly_once(watermark(&last)).await;
+    let delivered = stack.assert_exactly_once(watermark(&last)).await.delivered_lines;
     assert!(delivered >= 12_000);
     let unique: HashSet<String> = stack.delivered().await.into_iter().collect();
     assert_eq!(unique.len(), delivered);

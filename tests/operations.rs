@@ -12,10 +12,10 @@ use sha2::{Digest, Sha256};
 use testkit::aws;
 use testkit::lambda::Outcome;
 
-use super::end_to_end::{Options, Stack, ago, watermark};
+use crate::support::{KEY, LONG, Options, Stack, ago, watermark};
 
 async fn ok(stack: &mut Stack, payload: Value) -> Value {
-    let invocation = stack.invoke(payload.clone()).await;
+    let invocation = stack.invoke(payload.clone(), LONG).await;
     match invocation.outcome {
         Outcome::Response(v) => v,
         other => panic!("{payload} failed: {other:?}\n{}", invocation.logs.join("\n")),
@@ -52,7 +52,7 @@ async fn verify_checks_everything_and_changes_no_state() {
     assert_eq!(stack.state_item().await, None, "the live state is not touched");
     assert!(stack.delivered().await.is_empty());
     assert_eq!(objects_under(&stack, "anthropic/activity/_collector/verify/").await.len(), 1);
-    assert!(!format!("{report}").contains(super::end_to_end::KEY));
+    assert!(!format!("{report}").contains(KEY));
 }
 
 #[tokio::test]
@@ -101,7 +101,7 @@ async fn a_backfill_fills_the_past_before_live_collection_once_and_resumably() {
     let from = (Timestamp::now() - SignedDuration::from_hours(7)).to_string();
     let to = Timestamp::now().to_string();
     let backfill = json!({"action": "backfill", "from": from, "to": to});
-    let refused = stack.invoke(backfill.clone()).await;
+    let refused = stack.invoke(backfill.clone(), LONG).await;
     assert!(
         matches!(&refused.outcome, Outcome::Error { error_type, .. } if error_type == "InvocationInvalid"),
         "{:?}",

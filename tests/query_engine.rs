@@ -9,7 +9,7 @@ use compliance_sim::GenerateSpec;
 use serde_json::Value;
 use testkit::aws;
 
-use super::end_to_end::{Options, PREFIX, Stack, ago};
+use crate::support::{Options, PREFIX, Stack, ago};
 
 #[tokio::test]
 async fn duckdb_reads_exactly_the_delivered_activities_with_hive_partitions() {

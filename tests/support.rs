@@ -1,6 +1,6 @@
-//! Shared by the fault and chaos tests: one deployment of the built function (bucket, table,
-//! secret, simulator, and a fault proxy in front of moto), and the audit that counts loss and
-//! duplicates at the object level.
+//! Shared by every test of the built function: one deployment (bucket, table, secret, simulator,
+//! and a fault proxy in front of moto, idle unless a test arms it), and the audit that counts loss
+//! and duplicates at the object level.
 //!
 //! Every invocation's log lines are checked for the API key: no test can pass with a key in a
 //! log line.
@@ -26,6 +26,8 @@ use testkit::unique_name;
 pub const KEY: &str = "sk-ant-api01-fault-suite-key-5f1c0ffee0ddba11";
 /// A second accepted key, for rotation after a revocation.
 pub const ROTATED_KEY: &str = "sk-ant-api01-fault-suite-rotated-7e57ab1e";
+/// A key the simulator knows, without the `read:compliance_activities` scope.
+pub const WITHOUT_SCOPE_KEY: &str = "sk-ant-api01-without-scope";
 pub const PREFIX: &str = "anthropic/activity/";
 /// A generous invocation timeout for runs that must finish (a run after a crash may wait out a
 /// dead writer's 25 s lease).
@@ -46,7 +48,11 @@ impl Default for Options {
             create_bucket: true,
             env: vec![],
             sim: SimConfig {
-                keys: vec![ApiKey::with_scope(KEY), ApiKey::with_scope(ROTATED_KEY)],
+                keys: vec![
+                    ApiKey::with_scope(KEY),
+                    ApiKey::with_scope(ROTATED_KEY),
+                    ApiKey { key: WITHOUT_SCOPE_KEY.into(), has_scope: false },
+                ],
                 ..SimConfig::default()
             },
         }
@@ -213,6 +219,12 @@ impl Stack {
             .map(|o| o.key)
             .filter(|k| k.split('/').any(|s| s.starts_with('_')))
             .collect()
+    }
+
+    /// The live state item's attributes as stored, rendered as text.
+    pub async fn state_item(&self) -> Option<BTreeMap<String, String>> {
+        let item = aws::get_item(&self.clients.dynamodb, &self.table, "live").await.unwrap()?;
+        Some(item.into_iter().map(|(k, v)| (k, format!("{v:?}"))).collect())
     }
 
     /// The live state as the collector itself loads it: panics if the item is not valid.

@@ -16,7 +16,8 @@
 //!   rules, no loss, no duplicate, a valid state item;
 //! - `chaos`: seeded random fault schedules (`CHAOS_SEED`, `CHAOS_RUNS`; `make chaos`), each
 //!   checked for loss and duplicates at the object level;
-//! - `support`: the deployment (`Stack`) and the loss/duplicate audit the two share.
+//! - `support`: the deployment (`Stack`) and the loss/duplicate audit every test of the built
+//!   function shares.
 
 mod aws_adapters;
 mod chaos;
