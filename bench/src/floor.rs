@@ -7,7 +7,7 @@
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use anthropic_compliance_collector::archive::Encoder;
+use anthropic_compliance_collector::archive::{Encoder, decode_activities};
 use anthropic_compliance_collector::feed::Activity;
 use flate2::Compression;
 use flate2::read::MultiGzDecoder;
@@ -132,7 +132,7 @@ fn compress_levels(
     write_lines(&mut gz, &ndjson)?;
     gz.finish()?;
     let direct = thread_cpu().saturating_sub(start);
-    let activities = activities(&ndjson)?;
+    let activities = activities(gzipped, &ndjson)?;
     let refs: Vec<&Activity> = activities.iter().collect();
     let start = thread_cpu();
     encoder.encode_batch("bench/", None, &refs)?;
@@ -140,25 +140,19 @@ fn compress_levels(
     Ok((ndjson.len() as u64, lines, out, (direct, collector)))
 }
 
-/// The activities of an object's NDJSON, as the feed would hand them to the encoder.
-fn activities(ndjson: &[u8]) -> std::io::Result<Vec<Activity>> {
-    #[derive(serde::Deserialize)]
-    struct Head {
-        id: String,
-        created_at: jiff::Timestamp,
-    }
-    ndjson
-        .split(|b| *b == b'\n')
-        .filter(|line| !line.is_empty())
-        .map(|line| {
-            let head: Head = serde_json::from_slice(line)?;
-            Ok(Activity {
-                id: head.id,
-                created_at: head.created_at,
-                raw: bytes::Bytes::copy_from_slice(line),
-            })
+/// The activities of an object, as the feed would hand them to the encoder: ids and times by the
+/// collector's own reader, each with its line.
+fn activities(gzipped: &[u8], ndjson: &[u8]) -> std::io::Result<Vec<Activity>> {
+    let lines = ndjson.split(|b| *b == b'\n').filter(|line| !line.is_empty());
+    Ok(decode_activities(gzipped)?
+        .into_iter()
+        .zip(lines)
+        .map(|((id, created_at), line)| Activity {
+            id,
+            created_at,
+            raw: bytes::Bytes::copy_from_slice(line),
         })
-        .collect()
+        .collect())
 }
 
 /// Writes each line and its `\n` in two calls.

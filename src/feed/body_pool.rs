@@ -7,8 +7,6 @@
 
 use std::sync::{Arc, Mutex, Weak};
 
-use bytes::Bytes;
-
 /// Buffers waiting for the next pages.
 #[derive(Debug)]
 pub struct BodyPool {
@@ -52,7 +50,7 @@ impl BodyPool {
     }
 }
 
-/// A body on loan from a [`BodyPool`]; [`Bytes::from_owner`] turns it into shared views.
+/// A body on loan from a [`BodyPool`]; `bytes::Bytes::from_owner` turns it into shared views.
 #[derive(Debug)]
 pub struct PooledBody {
     body: Vec<u8>,
@@ -79,13 +77,10 @@ impl Drop for PooledBody {
     }
 }
 
-/// A body that views can share: the buffer is freed (or returned) when the last view drops.
-pub fn shared(body: impl AsRef<[u8]> + Send + 'static) -> Bytes {
-    Bytes::from_owner(body)
-}
-
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
 
     #[test]
@@ -93,7 +88,7 @@ mod tests {
         let pool = BodyPool::new(2, 1 << 20);
         let mut body = pool.take();
         body.extend_from_slice(b"{\"data\":[]}");
-        let whole = shared(pool.share(body));
+        let whole = Bytes::from_owner(pool.share(body));
         let part = whole.slice(1..7);
         drop(whole);
         assert_eq!(pool.spare(), 0, "a view is still alive");
@@ -118,7 +113,7 @@ mod tests {
     #[test]
     fn a_body_outliving_its_pool_is_simply_freed() {
         let pool = BodyPool::new(1, 64);
-        let body = shared(pool.share(vec![1, 2, 3]));
+        let body = Bytes::from_owner(pool.share(vec![1, 2, 3]));
         drop(pool);
         assert_eq!(&body[..], &[1, 2, 3]);
     }

@@ -87,7 +87,7 @@ impl Page {
             bytes[from + at] = b' ';
             from += at + 1;
         }
-        let body = super::body_pool::shared(body);
+        let body = Bytes::from_owner(body);
         for (activity, text) in activities.iter_mut().zip(texts) {
             activity.raw = body.slice(text);
         }

@@ -343,22 +343,24 @@ where
             previous_last =
                 page.activities.last().map(|a| (a.created_at, a.id.clone())).or(previous_last);
 
-            // Dedupe against the memory and within the page itself.
+            // One pass over the page: the canary among all its activities, then dedupe against
+            // the memory and within the page itself.
             let mut in_page = HashSet::with_capacity(page.activities.len());
             let mut fresh = Fresh::with_capacity(page.activities.len());
-            for a in &page.activities {
-                let h = id_hash(&a.id);
-                if !state.seen.contains(h) && in_page.insert(h) {
-                    fresh.push(h, a);
-                } else {
-                    self.report.duplicates_dropped += 1;
-                }
-            }
             for a in &page.activities {
                 if let Some(id) = canary_request_id(&a.raw)
                     && progress.canary_wanted.contains(id.as_str())
                 {
                     progress.canary_found.insert(id);
+                }
+                let h = id_hash(&a.id);
+                if !state.seen.contains(h) && in_page.insert(h) {
+                    if progress.previous_watermark.is_some_and(|w| a.created_at < w) {
+                        self.report.late_arrivals += 1;
+                    }
+                    fresh.push(h, a);
+                } else {
+                    self.report.duplicates_dropped += 1;
                 }
             }
             self.report.page_log.push(PageRecord {
@@ -366,12 +368,6 @@ where
                 activities: page.activities.len(),
                 new: fresh.activities.len(),
             });
-
-            for a in &fresh.activities {
-                if progress.previous_watermark.is_some_and(|w| a.created_at < w) {
-                    self.report.late_arrivals += 1;
-                }
-            }
             self.write_batch(state, progress, &fresh).await?;
 
             // Then advance: cursor, position, and the memory pruned to what can come again.
