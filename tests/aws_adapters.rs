@@ -43,8 +43,9 @@ async fn s3_writes_an_object_once_and_refuses_a_second_write_of_its_key() {
     let first = object(&["activity_a", "activity_b"]);
     // WHEN the same object is written twice
     assert_eq!(sink.put_new(&first).await.unwrap(), PutOutcome::Created);
+    let other = object(&["activity_c"]);
     let mut altered = first.clone();
-    altered.body = object(&["activity_c"]).body;
+    (altered.body, altered.sha256) = (other.body, other.sha256);
     assert_eq!(sink.put_new(&altered).await.unwrap(), PutOutcome::AlreadyPresent);
     // THEN the first content stays, and reads back exactly
     assert_eq!(sink.get(&first.key).await.unwrap(), Some(first.body.to_vec()));

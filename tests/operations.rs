@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use aws_sdk_s3::types::ChecksumMode;
 use compliance_sim::GenerateSpec;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
@@ -194,6 +195,19 @@ async fn the_manifests_of_a_series_of_runs_account_for_every_delivered_activity(
         let (count, sha) = &accounted[&key];
         let digest: String = Sha256::digest(&body).iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(&digest, sha, "{key}");
+        // S3 was given the same digest to check the upload against, and keeps it with the object
+        let head = stack
+            .clients
+            .s3
+            .head_object()
+            .bucket(&stack.bucket)
+            .key(&key)
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await
+            .unwrap();
+        let kept = aws_smithy_types::base64::encode(Sha256::digest(&body));
+        assert_eq!(head.checksum_sha256(), Some(kept.as_str()), "{key}");
         total += count;
     }
     assert_eq!(total, stack.delivered().await.len() as u64);

@@ -11,6 +11,7 @@ use flate2::read::MultiGzDecoder;
 use flate2::write::DeflateEncoder;
 use flate2::{Compression, CrcWriter};
 use jiff::Timestamp;
+use sha2::{Digest, Sha256};
 
 use super::key::object_key;
 use crate::feed::Activity;
@@ -37,6 +38,9 @@ pub struct EncodedObject {
     pub last_id: String,
     /// Uncompressed NDJSON bytes.
     pub raw_bytes: usize,
+    /// SHA-256 of `body`: S3 checks the upload against it and keeps it with the object, and the
+    /// run's manifest lists it, so a reader can verify an object end to end.
+    pub sha256: [u8; 32],
 }
 
 /// Encodes activities into objects with one compressor for all of them, reset between objects: a
@@ -103,6 +107,7 @@ impl Encoder {
         let mut body = self.deflate.reset(Vec::new())?;
         body.extend_from_slice(&crc.to_le_bytes());
         body.extend_from_slice(&length.to_le_bytes());
+        let sha256 = Sha256::digest(&body).into();
         Ok(EncodedObject {
             key: object_key(prefix, first.created_at, group.iter().map(|a| a.id.as_str()), tag),
             body: body.into(),
@@ -110,6 +115,7 @@ impl Encoder {
             first_id: first.id.clone(),
             last_id: last.id.clone(),
             raw_bytes,
+            sha256,
         })
     }
 }

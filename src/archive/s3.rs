@@ -3,10 +3,17 @@
 //! A 412 answer means an object with the key exists: since keys are fixed by content, the batch is
 //! already in the archive and nothing more is written. A 409 (a conditional write racing another
 //! on the same key) is retried, as S3 asks.
+//!
+//! An activity object is sent with the SHA-256 the encoder took of it (`x-amz-checksum-sha256`,
+//! covered by the request's signature): S3 refuses a body that does not match it and keeps it with
+//! the object, where `GetObjectAttributes` shows the same digest the run's manifest lists. The
+//! signature then need not hash the payload a second time (`UNSIGNED-PAYLOAD`, over HTTPS).
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ChecksumAlgorithm;
+use aws_smithy_types::base64;
 use bytes::Bytes;
 
 use super::{EncodedObject, ObjectSink, PutOutcome, SinkError};
@@ -66,6 +73,7 @@ impl S3Sink {
         body: Bytes,
         content_type: &str,
         metadata: &[(&str, String)],
+        sha256: Option<&[u8; 32]>,
     ) -> Result<PutOutcome, SinkError> {
         const CONFLICT_RETRIES: u32 = 3;
         let mut attempt = 0;
@@ -82,7 +90,19 @@ impl S3Sink {
             for (name, value) in metadata {
                 request = request.metadata(*name, value);
             }
-            match request.send().await {
+            let sent = match sha256 {
+                Some(digest) => {
+                    request
+                        .checksum_algorithm(ChecksumAlgorithm::Sha256)
+                        .checksum_sha256(base64::encode(digest))
+                        .customize()
+                        .disable_payload_signing()
+                        .send()
+                        .await
+                }
+                None => request.send().await,
+            };
+            match sent {
                 Ok(_) => return Ok(PutOutcome::Created),
                 Err(e) if status(&e) == Some(412) || e.code() == Some("PreconditionFailed") => {
                     return Ok(PutOutcome::AlreadyPresent);
@@ -118,7 +138,9 @@ impl ObjectSink for S3Sink {
             ("last-activity-id", object.last_id.clone()),
         ];
         // No Content-Encoding: readers would unzip in transit and then fail on `.gz`.
-        self.put_if_absent(&object.key, object.body.clone(), "application/gzip", &metadata).await
+        let body = object.body.clone();
+        self.put_if_absent(&object.key, body, "application/gzip", &metadata, Some(&object.sha256))
+            .await
     }
 
     async fn put_marker(
@@ -127,7 +149,7 @@ impl ObjectSink for S3Sink {
         body: Vec<u8>,
         content_type: &'static str,
     ) -> Result<PutOutcome, SinkError> {
-        self.put_if_absent(key, body.into(), content_type, &[]).await
+        self.put_if_absent(key, body.into(), content_type, &[], None).await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, SinkError> {

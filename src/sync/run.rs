@@ -20,7 +20,6 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use sha2::{Digest, Sha256};
 
 use super::plan::{Horizons, Mode, floor_second, plan, settle_line, signed};
 use super::seen::id_hash;
@@ -598,7 +597,7 @@ where
             activities: object.activities,
             first_id: object.first_id.clone(),
             last_id: object.last_id.clone(),
-            sha256: hex(&Sha256::digest(&object.body)),
+            sha256: hex(&object.sha256),
             bytes: object.body.len() as u64,
             already_present: outcome == PutOutcome::AlreadyPresent,
         });
