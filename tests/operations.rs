@@ -130,6 +130,34 @@ async fn a_backfill_fills_the_past_before_live_collection_once_and_resumably() {
 }
 
 #[tokio::test]
+async fn a_backfill_of_a_sparse_history_writes_pages_of_hundreds_of_hours_in_bounded_batches() {
+    // GIVEN a quiet organization: 1,000 activities over 53 days, about one an hour, before the
+    // week the live collection looks back over
+    let mut stack = Stack::new(Options::default()).await;
+    let day = 24 * 60;
+    stack.sim.generate(&GenerateSpec {
+        count: 1000,
+        from: ago(61 * day),
+        to: ago(8 * day),
+        hidden: false,
+    });
+    let live = stack.collect().await;
+    assert_eq!(live["delivered"], 0, "{live}");
+    // WHEN one page of the backfill spans about 700 hours: one object each
+    let from = (Timestamp::now() - SignedDuration::from_hours(62 * 24)).to_string();
+    let backfill =
+        ok(&mut stack, json!({"action": "backfill", "from": from, "to": live["window_from"]}))
+            .await;
+    // THEN it is written as several write intents, each within the state item and the write
+    // window, and every activity is delivered once
+    assert_eq!(backfill["stop_reason"], "caught_up", "{backfill}");
+    assert_eq!(backfill["delivered"], 1000, "{backfill}");
+    let objects = backfill["objects_written"].as_u64().unwrap();
+    assert!(objects > 4 * 64, "one object per hour with an activity: {objects}");
+    stack.assert_exactly_once(watermark(&live)).await;
+}
+
+#[tokio::test]
 async fn a_redelivery_writes_the_range_again_into_objects_of_its_own() {
     let mut stack = Stack::new(Options::default()).await;
     stack.sim.generate(&GenerateSpec { count: 300, from: ago(120), to: ago(5), hidden: false });

@@ -5,6 +5,7 @@
 //! recover the ids of a batch whose commit was lost, and by tests).
 
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::ops::Range;
 
 use bytes::Bytes;
 use flate2::read::MultiGzDecoder;
@@ -130,6 +131,30 @@ pub fn encode_batch(
     Encoder::default().encode_batch(prefix, tag, activities)
 }
 
+/// Cuts activities (in feed order) into consecutive runs of at most `max_objects` objects each,
+/// as [`Encoder::encode_batch`] would group them (one object per event hour). A page of a sparse
+/// backfill can span thousands of hours: each run is written under its own write intent, whose
+/// keys must fit in the state item and whose writes must fit in the write window.
+pub fn split_by_objects(activities: &[&Activity], max_objects: usize) -> Vec<Range<usize>> {
+    let mut runs = Vec::new();
+    let (mut start, mut objects, mut hour) = (0, 0, None);
+    for (i, a) in activities.iter().enumerate() {
+        let h = hour_of(a.created_at);
+        if hour != Some(h) {
+            hour = Some(h);
+            if objects == max_objects.max(1) {
+                runs.push(start..i);
+                (start, objects) = (i, 0);
+            }
+            objects += 1;
+        }
+    }
+    if start < activities.len() {
+        runs.push(start..activities.len());
+    }
+    runs
+}
+
 /// The UTC hour an activity belongs to, as hours since the epoch.
 fn hour_of(t: Timestamp) -> i64 {
     t.as_second().div_euclid(3600)
@@ -173,6 +198,29 @@ mod tests {
             created_at: created_at.parse().unwrap(),
             raw: format!(r#"{{"id":"{id}","created_at":"{created_at}","x":"é"}}"#).into(),
         }
+    }
+
+    #[test]
+    fn a_batch_is_split_where_it_would_exceed_the_objects_allowed() {
+        // GIVEN activities over five hours, the third hour holding two
+        let a = [
+            activity("a1", "2026-01-01T01:00:00Z"),
+            activity("a2", "2026-01-01T02:00:00Z"),
+            activity("a3", "2026-01-01T03:00:00Z"),
+            activity("a4", "2026-01-01T03:59:59Z"),
+            activity("a5", "2026-01-01T04:00:00Z"),
+            activity("a6", "2026-01-01T05:00:00Z"),
+        ];
+        let refs: Vec<&Activity> = a.iter().collect();
+        // WHEN split into runs of at most two objects
+        let runs = split_by_objects(&refs, 2);
+        // THEN each run is whole hours, and encodes into no more than two objects
+        assert_eq!(runs, [0..2, 2..5, 5..6]);
+        for run in runs {
+            assert!(encode_batch("p/", None, &refs[run]).unwrap().len() <= 2);
+        }
+        assert_eq!(split_by_objects(&refs, 100), [0..6]);
+        assert!(split_by_objects(&[], 2).is_empty());
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub mod s3;
 
 use std::future::Future;
 
-pub use encode::{EncodedObject, Encoder, decode_activities, encode_batch};
+pub use encode::{EncodedObject, Encoder, decode_activities, encode_batch, split_by_objects};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PutOutcome {

@@ -137,6 +137,8 @@ pub mod memory {
         pub commits: Mutex<u32>,
         /// Fail the commit with this number (1-based) once, as a crash would.
         pub fail_commit: Mutex<Option<u32>>,
+        /// The most keys any committed write intent held.
+        pub max_intent_keys: Mutex<usize>,
     }
 
     impl MemoryStore {
@@ -158,6 +160,10 @@ pub mod memory {
             state: &SyncState,
             expected: Option<u64>,
         ) -> Result<u64, StateError> {
+            let intent_keys = state.pending.as_ref().map_or(0, |p| p.keys.len());
+            let mut max_intent_keys = self.max_intent_keys.lock().unwrap();
+            *max_intent_keys = (*max_intent_keys).max(intent_keys);
+            drop(max_intent_keys);
             if stream != LIVE_STREAM {
                 let mut others = self.others.lock().unwrap();
                 if others.get(stream).map(|v| v.version) != expected {

@@ -6,7 +6,9 @@
 //! 2. A batch's object keys are committed as a write intent before the objects are written, so a
 //!    run that dies between write and commit leaves a trail: the next run reads those objects back
 //!    and adds their ids to the dedupe memory before fetching again. Keys are fixed by content, so
-//!    a rewrite of the same batch is refused by the archive rather than duplicated.
+//!    a rewrite of the same batch is refused by the archive rather than duplicated. A batch holds
+//!    at most [`MAX_OBJECTS_PER_INTENT`] objects: a page spanning more hours is written as several,
+//!    and a deadline between two of them commits what was written without moving the cursor.
 //! 3. Every commit is compare-and-swap on the version loaded: a run that loses the race stops.
 //!    A write intent is also a short lease: its writer starts no put after [`WRITE_WINDOW`], and
 //!    another run recovers the intent only once [`WRITE_LEASE`] has passed.
@@ -26,7 +28,9 @@ use super::seen::id_hash;
 use super::signals::{canary_request_id, disables_compliance_logging};
 use super::{ObjectRecord, PageRecord, RunReport, StopReason};
 use crate::archive::key::partition;
-use crate::archive::{Encoder, ObjectSink, PutOutcome, SinkError, decode_activities};
+use crate::archive::{
+    Encoder, ObjectSink, PutOutcome, SinkError, decode_activities, split_by_objects,
+};
 use crate::clock::{Clock, Deadline};
 #[cfg(doc)]
 use crate::feed::PAGE_LIMIT;
@@ -156,6 +160,18 @@ impl<'a> Fresh<'a> {
         self.hashes.push(hash);
         self.activities.push(activity);
     }
+}
+
+/// At most this many objects (event hours) are written under one write intent. A page of a sparse
+/// backfill spans up to one hour per activity: its keys must fit in the state item (about 100
+/// bytes each) and its writes in [`WRITE_WINDOW`] (a put to S3 takes tens of milliseconds).
+pub const MAX_OBJECTS_PER_INTENT: usize = 64;
+
+/// Whether a page's new activities were all written, or the deadline came between two batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Written {
+    All,
+    Partly,
 }
 
 /// The per-run bookkeeping of windows, commits and the canary.
@@ -367,7 +383,12 @@ where
                 activities: page.activities.len(),
                 new: fresh.activities.len(),
             });
-            self.write_batch(state, progress, &fresh).await?;
+            if self.write_batches(state, progress, &fresh).await? == Written::Partly {
+                if !self.settings.dry_run {
+                    progress.version = Some(self.commit(state, progress.version).await?);
+                }
+                return Ok(StopReason::Deadline);
+            }
 
             // Then advance: cursor, position, and the memory pruned to what can come again.
             if let Some(last) = page.last_id {
@@ -400,23 +421,43 @@ where
         }
     }
 
-    /// Writes new activities as one batch: intent, objects, then the ids into the memory. The
-    /// caller commits the state afterwards (with its cursor).
-    async fn write_batch(
+    /// Writes new activities in batches of at most [`MAX_OBJECTS_PER_INTENT`] objects, each one
+    /// intent, objects, then the ids into the memory. The caller commits the state afterwards
+    /// (with its cursor). Returns [`Written::Partly`] when the deadline came between batches: the
+    /// state then holds the batches written, for the caller to commit without moving the cursor,
+    /// so the page is read again and what was written is dropped as already seen.
+    async fn write_batches(
         &mut self,
         state: &mut SyncState,
         progress: &mut Progress,
         fresh: &Fresh<'_>,
-    ) -> Result<(), SyncError> {
-        if fresh.activities.is_empty() {
-            return Ok(());
+    ) -> Result<Written, SyncError> {
+        for (i, part) in
+            split_by_objects(&fresh.activities, MAX_OBJECTS_PER_INTENT).into_iter().enumerate()
+        {
+            if i > 0 && self.deadline.reached(self.clock.now()) {
+                return Ok(Written::Partly);
+            }
+            let activities = &fresh.activities[part.clone()];
+            self.write_batch(state, progress, activities, &fresh.hashes[part]).await?;
         }
+        Ok(Written::All)
+    }
+
+    /// Writes one batch: intent, objects, then the ids into the memory.
+    async fn write_batch(
+        &mut self,
+        state: &mut SyncState,
+        progress: &mut Progress,
+        activities: &[&Activity],
+        hashes: &[u64],
+    ) -> Result<(), SyncError> {
         let objects = self
             .encoder
             .encode_batch(
                 &self.settings.output_prefix,
                 self.settings.object_tag.as_deref(),
-                &fresh.activities,
+                activities,
             )
             .map_err(SyncError::Encode)?;
         if self.settings.dry_run {
@@ -448,7 +489,7 @@ where
                 self.record_object(object, outcome);
             }
         }
-        for (&hash, a) in fresh.hashes.iter().zip(&fresh.activities) {
+        for (&hash, a) in hashes.iter().zip(activities) {
             state.seen.insert(hash, a.created_at);
             if disables_compliance_logging(&a.raw) {
                 tracing::error!(activity = %a.id, "the Compliance API or its logging was switched off: activities in the gap can never be recovered");
@@ -456,8 +497,8 @@ where
             }
         }
         state.pending = None;
-        state.delivered_total += fresh.activities.len() as u64;
-        self.report.delivered += fresh.activities.len() as u64;
+        state.delivered_total += activities.len() as u64;
+        self.report.delivered += activities.len() as u64;
         Ok(())
     }
 
@@ -529,8 +570,12 @@ where
                         "activities indexed later than the overlap: delivering them now"
                     );
                     self.report.late_beyond_overlap += missing.activities.len() as u64;
-                    self.write_batch(state, progress, &missing).await?;
+                    let written = self.write_batches(state, progress, &missing).await?;
                     progress.version = Some(self.commit(state, progress.version).await?);
+                    if written == Written::Partly {
+                        // The hour is read again next run, its archive with what was written.
+                        return Ok(());
+                    }
                 }
                 cursor = page.last_id.or(cursor);
                 if !page.has_more {

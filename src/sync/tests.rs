@@ -424,6 +424,57 @@ async fn a_writer_past_its_write_window_stops_before_the_next_put() {
     let _ = &mut w;
 }
 
+/// A sparse organization's history: one activity an hour for `hours` hours before `now`.
+fn sparse_world(hours: i64) -> World {
+    let mut w = World::new("2026-03-01T00:00:00Z", 5000);
+    w.settings.horizons.initial_lookback = Duration::from_secs(40 * 24 * 3600);
+    let now = w.clock.now();
+    for h in 1..=hours {
+        w.feed.add(&format!("h{h:04}"), now - SignedDuration::from_hours(h) + minutes(7), true);
+    }
+    w
+}
+
+#[tokio::test]
+async fn a_page_spanning_hundreds_of_hours_is_written_in_batches_that_fit_the_state_item() {
+    // GIVEN one page of 700 activities, each in an hour of its own (700 objects)
+    let w = sparse_world(700);
+    // WHEN a run collects it
+    let report = w.run().await.unwrap();
+    // THEN every activity is delivered once, and no write intent held more than the cap of keys
+    assert_eq!((report.delivered, report.objects_written), (700, 700));
+    assert_eq!(w.assert_no_duplicates(), 700);
+    let intent = *w.store.max_intent_keys.lock().unwrap();
+    assert_eq!(intent, run::MAX_OBJECTS_PER_INTENT, "the largest write intent");
+}
+
+#[tokio::test]
+async fn a_deadline_between_batches_of_a_page_stops_resumably_and_reads_the_page_again() {
+    // GIVEN one page of 700 hours (11 write intents), and a state store that takes 8 s a commit
+    let w = sparse_world(700);
+    let store = SlowCommitStore { inner: &w.store, clock: w.clock, delay: Duration::from_secs(8) };
+    let mut stops = Vec::new();
+    for _ in 0..20 {
+        // WHEN runs of one minute each (a stop margin of 2 s) collect it
+        let now = w.clock.now();
+        let deadline = Deadline::new(now, now + minutes(1));
+        let report = run(&w.feed, &w.sink, &store, w.clock, deadline, &w.settings).await.unwrap();
+        stops.push((report.stop_reason, report.delivered, report.duplicates_dropped));
+        if report.stop_reason == Some(StopReason::CaughtUp) {
+            break;
+        }
+    }
+    // THEN the first runs stop part-way through the page, each later one drops what the earlier
+    // ones wrote, and together they deliver every activity once
+    assert_eq!(stops[0].0, Some(StopReason::Deadline), "{stops:?}");
+    assert!(stops[0].1 >= run::MAX_OBJECTS_PER_INTENT as u64 && stops[0].1 < 700, "{stops:?}");
+    assert_eq!(stops[1].2, stops[0].1, "{stops:?}");
+    assert_eq!(stops.last().unwrap().0, Some(StopReason::CaughtUp), "{stops:?}");
+    assert_eq!(stops.iter().map(|s| s.1).sum::<u64>(), 700);
+    assert_eq!(w.assert_no_duplicates(), 700);
+    w.assert_no_gaps(w.clock.now() - minutes(3));
+}
+
 struct SlowCommitStore<'a> {
     inner: &'a MemoryStore,
     clock: &'static FakeClock,
