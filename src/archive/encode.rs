@@ -219,7 +219,7 @@ mod tests {
         for run in runs {
             assert!(encode_batch("p/", None, &refs[run]).unwrap().len() <= 2);
         }
-        assert_eq!(split_by_objects(&refs, 100), [0..6]);
+        assert_eq!(split_by_objects(&refs, 100), vec![Range { start: 0, end: 6 }]);
         assert!(split_by_objects(&[], 2).is_empty());
     }
 
