@@ -275,6 +275,17 @@ where
         Ok(())
     }
 
+    /// Forgets the earlier calls found so far, with the page that found them: a later run that
+    /// finishes the window does not read that page again.
+    fn drop_found_canaries(&mut self, state: &mut SyncState, progress: &Progress) {
+        if progress.canary_found.is_empty() {
+            return;
+        }
+        let before = state.canary.len();
+        state.canary.retain(|(id, _)| !progress.canary_found.contains(id));
+        self.report.canary_checked |= state.canary.len() < before;
+    }
+
     /// Checks the previous runs' own API calls against what this run found, and remembers this
     /// run's calls for the next run. An id is due once the watermark has passed its time.
     fn settle_canary(&mut self, state: &mut SyncState, progress: &Progress) {
@@ -284,11 +295,8 @@ where
         let covered =
             state.watermark.map(|w| w - jiff::SignedDuration::from_secs(CANARY_GRACE_SECS));
         let mut kept = Vec::new();
+        // Those found are gone already (`drop_found_canaries`, page by page).
         for (id, at) in state.canary.drain(..) {
-            if progress.canary_found.contains(&id) {
-                self.report.canary_checked = true;
-                continue;
-            }
             if covered.is_some_and(|c| at < c) {
                 tracing::warn!(request_id = %id, at = %at, "canary missing: this collector's own API call never appeared in the feed");
                 self.report.canary_missing += 1;
@@ -400,6 +408,7 @@ where
             if let Some(last) = page.activities.last() {
                 window.position = Some(last.created_at);
             }
+            self.drop_found_canaries(state, progress);
             let done = !page.has_more;
             if done {
                 state.watermark = Some(window.to);
@@ -591,7 +600,7 @@ where
     }
 
     /// A page that says there is more but hands back the cursor it was asked after, or whose last
-    /// activity is not past the previous page's, would have the run read the same records again
+    /// activity is the previous page's or older, would have the run read the same records again
     /// and again: a protocol fault, never skipped over. The run stops without advancing.
     fn refuse_stuck_cursor(
         &self,
@@ -599,8 +608,10 @@ where
         page: &Page,
         previous_last: Option<(Timestamp, &str)>,
     ) -> Result<(), SyncError> {
+        // Ids of one instant are in the API's order, which it does not define: only an earlier
+        // time, or the very same last activity, says the cursor did not move.
         let last = page.activities.last().map(|a| (a.created_at, a.id.as_str()));
-        let went_back = matches!((last, previous_last), (Some(l), Some(p)) if l <= p);
+        let went_back = matches!((last, previous_last), (Some(l), Some(p)) if l.0 < p.0 || l == p);
         if page.has_more && (went_back || (page.last_id.is_some() && page.last_id == query.after)) {
             tracing::error!(
                 request_id = self.report.last_request_id.as_deref().unwrap_or("-"),

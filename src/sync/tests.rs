@@ -36,6 +36,8 @@ struct FakeFeed {
     tick: Option<(&'static FakeClock, Duration)>,
     /// Answer every request with a cursor with 400, as for a cursor the API no longer takes.
     refuse_cursors: Mutex<bool>,
+    /// Order ids of the same instant ignoring case (the API does not say how it orders them).
+    fold_case_ids: bool,
 }
 
 impl FakeFeed {
@@ -96,17 +98,19 @@ impl FakeFeed {
             .filter(|(a, v)| *v && a.created_at >= q.from && a.created_at < q.to)
             .map(|(a, _)| a.clone())
             .collect();
-        rows.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        let order = |t: Timestamp, id: &str| {
+            (t, if self.fold_case_ids { id.to_lowercase() } else { id.to_owned() })
+        };
+        rows.sort_by_key(|a| order(a.created_at, &a.id));
         let start = match &q.after {
             None => 0,
             Some(c) => {
                 let mut parts = c.splitn(3, ':');
                 let (_, nanos, id) = (parts.next(), parts.next().unwrap(), parts.next().unwrap());
-                let pos =
-                    (Timestamp::from_nanosecond(nanos.parse().unwrap()).unwrap(), id.to_string());
+                let pos = order(Timestamp::from_nanosecond(nanos.parse().unwrap()).unwrap(), id);
                 let after = rows
                     .iter()
-                    .position(|a| (a.created_at, a.id.clone()) > pos)
+                    .position(|a| order(a.created_at, &a.id) > pos)
                     .unwrap_or(rows.len());
                 if self.reserve && after > 0 { after - 1 } else { after }
             }
@@ -291,6 +295,60 @@ async fn a_run_stopped_by_its_deadline_resumes_where_it_stopped() {
     }
     assert_eq!(w.assert_no_duplicates(), 50);
     let _ = &mut w;
+}
+
+#[tokio::test]
+async fn an_earlier_call_found_by_a_run_that_stops_early_is_not_reported_missing_later() {
+    // GIVEN an earlier run's API call to look for, recorded by the feed among 50 activities, and
+    // runs that each read a few pages of 5 before their deadline
+    let mut w = World::new("2026-01-02T00:00:00Z", 5);
+    let clock = w.clock;
+    w.feed.tick = Some((clock, Duration::from_secs(2)));
+    let start = clock.now() - SignedDuration::from_mins(600);
+    for i in 0..50 {
+        w.feed.add(&format!("a{i:02}"), start + SignedDuration::from_mins(i), true);
+    }
+    let call_at = start + SignedDuration::from_secs(150);
+    let raw = format!(
+        r#"{{"id":"call","created_at":"{call_at}","type":"compliance_api_accessed","request_id":"req_earlier"}}"#
+    );
+    let call = Activity { id: "call".into(), created_at: call_at, raw: raw.into() };
+    w.feed.data.lock().unwrap().push((call, true));
+    let earlier = crate::state::SyncState {
+        canary: vec![("req_earlier".into(), call_at)],
+        ..Default::default()
+    };
+    *w.store.item.lock().unwrap() = Some(crate::state::Versioned { state: earlier, version: 1 });
+    // WHEN the first run finds the call on its first page but stops before the window's end, and
+    // later runs finish the window without reading that page again
+    let mut reports = vec![w.run_for(Duration::from_secs(20)).await.unwrap()];
+    assert_eq!(reports[0].stop_reason, Some(StopReason::Deadline));
+    while w.store.state().unwrap().window.is_some() {
+        reports.push(w.run_for(Duration::from_secs(20)).await.unwrap());
+        assert!(reports.len() < 20);
+    }
+    // THEN the call counts as found, never as missing
+    assert_eq!(reports.iter().map(|r| r.canary_missing).sum::<u32>(), 0, "{reports:?}");
+    assert!(reports[0].canary_checked);
+    assert!(w.store.state().unwrap().canary.iter().all(|(id, _)| id != "req_earlier"));
+    let _ = &mut w;
+}
+
+#[tokio::test]
+async fn pages_that_order_ids_of_one_instant_differently_from_byte_order_are_read_through() {
+    // GIVEN three activities of the same second whose ids the API orders ignoring case
+    // (a_b, a_C, a_d: in byte order a_C comes first), served a page of one at a time
+    let mut w = World::new("2026-01-02T00:00:00Z", 1);
+    w.feed.fold_case_ids = true;
+    let at = w.clock.now() - minutes(10);
+    for id in ["a_d", "a_C", "a_b"] {
+        w.feed.add(id, at, true);
+    }
+    // WHEN a run pages through them
+    let report = w.run().await.unwrap();
+    // THEN no page is taken for a cursor that went back, and each is delivered once
+    assert_eq!(report.stop_reason, Some(StopReason::CaughtUp));
+    assert_eq!(w.assert_no_duplicates(), 3);
 }
 
 #[tokio::test]
