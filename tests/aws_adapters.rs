@@ -13,6 +13,7 @@ use anthropic_compliance_collector::sync::seen::id_hash;
 use anthropic_compliance_collector::telemetry::cloudwatch::CloudWatchMetrics;
 use anthropic_compliance_collector::telemetry::{Datum, EVENTS_PROCESSED, MetricsSink};
 use testkit::aws::{self, Clients};
+use testkit::fault_proxy::{AwsService, FaultAction, FaultProxy, FaultRule};
 use testkit::moto::Moto;
 use testkit::unique_name;
 
@@ -31,6 +32,31 @@ fn object(ids: &[&str]) -> EncodedObject {
         .collect();
     let refs: Vec<&Activity> = activities.iter().collect();
     encode_batch("anthropic/activity/", None, &refs).unwrap().remove(0)
+}
+
+#[tokio::test]
+async fn s3_tells_a_missing_object_from_one_it_may_not_read_when_reads_are_refused() {
+    // GIVEN an object under the prefix, and S3 answering every read with 403 AccessDenied: what a
+    // role allowed to list only by prefix gets for a missing key, and what a bucket policy that
+    // denies reads (or an object under a KMS key the role may not use) gives for an existing one
+    let c = clients();
+    let bucket = unique_name("bucket");
+    aws::create_bucket(&c.s3, &bucket).await.unwrap();
+    let proxy = FaultProxy::start(Moto::shared().endpoint()).await.unwrap();
+    let s3 = aws::s3(&aws::sdk_config(proxy.endpoint()));
+    let sink = S3Sink::new(s3, &bucket, "anthropic/activity/");
+    let written = object(&["activity_a"]);
+    sink.put_new(&written).await.unwrap();
+    let denied = FaultAction::fail(403, "AccessDenied");
+    proxy.push(FaultRule::new(AwsService::S3, "GetObject", denied).times(2));
+    // WHEN both are read
+    let missing = sink.get(&format!("{}x", written.key)).await;
+    let existing = sink.get(&written.key).await;
+    // THEN the missing one is absent, and the existing one is an error, never taken as absent
+    // (its activities would be delivered again)
+    assert_eq!(missing.unwrap(), None);
+    assert!(matches!(existing, Err(SinkError::AccessDenied { .. })), "{existing:?}");
+    assert_eq!(proxy.count(AwsService::S3, "GetObject"), 2);
 }
 
 #[tokio::test]

@@ -118,6 +118,23 @@ impl S3Sink {
     }
 }
 
+impl S3Sink {
+    /// Whether `key` is listed: the first key of a listing by the key itself is the key if it
+    /// exists (any other key with that prefix sorts after it).
+    async fn exists(&self, key: &str) -> Result<bool, SinkError> {
+        let listed = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(key)
+            .max_keys(1)
+            .send()
+            .await
+            .map_err(|e| self.classify(key, e))?;
+        Ok(listed.contents().first().and_then(|o| o.key()) == Some(key))
+    }
+}
+
 impl ObjectSink for S3Sink {
     async fn probe(&self) -> Result<(), SinkError> {
         let key = format!("{}{PROBE_KEY}", self.prefix);
@@ -179,11 +196,17 @@ impl ObjectSink for S3Sink {
                 Ok(Some(bytes.into_bytes().to_vec()))
             }
             Err(e) if e.code() == Some("NoSuchKey") => Ok(None),
-            // Without s3:ListBucket, S3 answers a missing key with 403; the function may read
-            // every key under its prefix, so a 403 there means the object is not there.
+            // S3 answers a missing key with 403 to a role whose s3:ListBucket does not cover the
+            // key itself (the stack allows listing by prefix only), and an object it may not read
+            // with 403 too. Taking an unreadable object for a missing one would deliver its
+            // activities again: a listing of the key tells the two apart.
             Err(e) if e.code() == Some("AccessDenied") && key.starts_with(&self.prefix) => {
-                tracing::debug!(key, "403 on read: taken as absent");
-                Ok(None)
+                if self.exists(key).await? {
+                    Err(self.classify(key, e))
+                } else {
+                    tracing::debug!(key, "403 on read of a key that is not listed: absent");
+                    Ok(None)
+                }
             }
             Err(e) => Err(self.classify(key, e)),
         }
