@@ -1,6 +1,11 @@
 //! The HTTP feed client against the compliance simulator over real HTTP on 127.0.0.1.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
 
 use anthropic_compliance_collector::clock::{Clock, Deadline, SystemClock};
 use anthropic_compliance_collector::feed::http::HttpClient;
@@ -315,4 +320,76 @@ async fn a_low_shared_budget_holds_requests_until_its_reset() {
     let (result, stats) = http.with_key(&key).fetch(&q, deadline(5)).await;
     assert!(matches!(result, Err(FeedError::DeadlineReached)), "{result:?}");
     assert_eq!((stats.requests, sim.requests().len()), (0, 9));
+}
+
+/// A server on 127.0.0.1 that answers every request with `response` (then closes), and counts
+/// the requests; its base URL.
+async fn fixed_answer(response: String) -> (String, Arc<AtomicU32>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base_url = format!("http://{}", listener.local_addr().unwrap());
+    let requests = Arc::new(AtomicU32::new(0));
+    let counted = requests.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let (response, counted) = (response.clone(), counted.clone());
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                counted.fetch_add(1, Ordering::SeqCst);
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    (base_url, requests)
+}
+
+#[tokio::test]
+async fn a_redirect_is_not_followed_so_the_key_goes_nowhere_else() {
+    // GIVEN an address that redirects every request to another server (here the simulator)
+    let (sim, server) = simulator().await;
+    let target = format!("{}/v1/compliance/activities", server.base_url);
+    let (base_url, requests) = fixed_answer(format!(
+        "HTTP/1.1 307 Temporary Redirect\r\nlocation: {target}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    ))
+    .await;
+    let http = HttpClient::new(&base_url.parse().unwrap(), 600, SystemClock, FAST).unwrap();
+    let key = parse_secret(KEY).unwrap();
+    // WHEN the collector fetches from it
+    let (result, _) =
+        http.with_key(&key).fetch(&query(hours_ago(1), hours_ago(0), 10), deadline(10)).await;
+    // THEN the fetch fails, naming the target, and the key never reached the other server
+    match result {
+        Err(FeedError::Unavailable { last, .. }) => assert!(last.contains(&target), "{last}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    assert_eq!(requests.load(Ordering::SeqCst), 1, "asked once: a 3xx is not retried");
+    assert!(sim.requests().is_empty(), "the redirect was followed");
+}
+
+#[tokio::test]
+async fn an_absurd_retry_after_is_capped_not_a_crash() {
+    // GIVEN a server that answers 429 with a retry-after too large for any duration
+    let (base_url, requests) = fixed_answer(
+        "HTTP/1.1 429 Too Many Requests\r\nretry-after: 1e30\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".into(),
+    )
+    .await;
+    let http = HttpClient::new(&base_url.parse().unwrap(), 600, SystemClock, FAST).unwrap();
+    let key = parse_secret(KEY).unwrap();
+    // WHEN the collector fetches
+    let (result, _) =
+        http.with_key(&key).fetch(&query(hours_ago(1), hours_ago(0), 10), deadline(10)).await;
+    // THEN it stops as rate-limited, the wait capped at an hour, without waiting or panicking
+    match result {
+        Err(FeedError::RateLimited { retry_after }) => {
+            assert_eq!(retry_after, Some(Duration::from_secs(3600)));
+        }
+        other => panic!("expected RateLimited, got {other:?}"),
+    }
+    assert_eq!(requests.load(Ordering::SeqCst), 1);
 }

@@ -75,6 +75,9 @@ impl<C: Clock> HttpClient<C> {
             .user_agent(USER_AGENT)
             .connect_timeout(CONNECT_TIMEOUT)
             .https_only(base_url.scheme() == "https")
+            // A redirect would carry the key to another address (reqwest keeps `x-api-key` on
+            // it), perhaps over plain HTTP: answered 3xx, the run fails and names the target.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(BuildError)?;
         let mut endpoint = base_url.clone();
@@ -159,7 +162,7 @@ impl<C: Clock> ActivityFeed for HttpFeed<'_, C> {
 }
 
 impl<C: Clock> HttpFeed<'_, C> {
-    /// An authenticated call the API records as a `compliance_api_accessed` activity.
+    /// A call the API served, which it records as a `compliance_api_accessed` activity.
     fn record_call(&self, stats: &mut RequestStats, request_id: Option<&str>) {
         if let Some(id) = request_id {
             stats.responses.push((id.to_owned(), self.client.clock.now()));
@@ -222,9 +225,8 @@ impl<C: Clock> HttpFeed<'_, C> {
                     return Err(FeedError::InvalidPage { request_id, source });
                 }
                 Ok(Attempt::Status(response)) => {
-                    if response.status != 401 {
-                        self.record_call(stats, response.request_id.as_deref());
-                    }
+                    // Not a canary: the feed documents the calls it served (`status_code` 200);
+                    // a throttled call or one an edge failed may never be recorded.
                     stats.rate_limit_remaining = response.remaining.or(stats.rate_limit_remaining);
                     match response.status {
                         429 => stats.throttled += 1,
@@ -327,7 +329,7 @@ async fn read_body(
     body: &mut Vec<u8>,
 ) -> Result<(), reqwest::Error> {
     let announced = response.content_length().unwrap_or(0).min(PRESIZE_LIMIT);
-    body.reserve(usize::try_from(announced).unwrap_or(0));
+    body.reserve_exact(usize::try_from(announced).unwrap_or(0));
     while let Some(chunk) = response.chunk().await? {
         body.extend_from_slice(&chunk);
     }
@@ -344,7 +346,7 @@ impl<C: Clock> HttpFeed<'_, C> {
             .http
             .get(url.clone())
             .timeout(timeout)
-            .header("x-api-key", self.key.header_value())
+            .header("x-api-key", self.key.header())
             .header("anthropic-version", ANTHROPIC_VERSION)
             .header("accept", "application/json")
             .send()
@@ -364,21 +366,35 @@ impl<C: Clock> HttpFeed<'_, C> {
                 Err(source) => Attempt::Invalid { request_id, source },
             });
         }
-        let (error_type, message) = error_body(&body, status);
+        let (error_type, message) = if status.is_redirection() {
+            let to = header_str(&headers, "location").unwrap_or("-");
+            let message = format!(
+                "redirected to {to}: not followed, the key would go with it; set API_BASE_URL to the API's own address"
+            );
+            ("redirect".to_owned(), message)
+        } else {
+            error_body(&body, status)
+        };
         Ok(Attempt::Status(ErrorResponse {
             status: status.as_u16(),
             error_type,
             message,
             request_id,
-            retry_after: header_str(&headers, "retry-after")
-                .and_then(|v| v.trim().parse::<f64>().ok())
-                .filter(|s| s.is_finite() && *s >= 0.0)
-                .map(Duration::from_secs_f64),
+            retry_after: header_str(&headers, "retry-after").and_then(retry_after),
             should_retry: header_str(&headers, "x-should-retry").and_then(|v| v.parse().ok()),
             remaining,
         }))
     }
 }
+
+/// `retry-after` in seconds (fractions allowed), capped at an hour: no longer wait is one a run
+/// could sit out anyway, and a value past `Duration`'s range must not panic.
+fn retry_after(value: &str) -> Option<Duration> {
+    let seconds = value.trim().parse::<f64>().ok().filter(|s| *s >= 0.0)?;
+    Some(Duration::try_from_secs_f64(seconds).map_or(MAX_RETRY_AFTER, |d| d.min(MAX_RETRY_AFTER)))
+}
+
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 fn header_str<'h>(headers: &'h HeaderMap<HeaderValue>, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())

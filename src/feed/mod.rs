@@ -47,8 +47,8 @@ pub struct RequestStats {
     pub server_errors: u32,
     pub client_errors: u32,
     pub transport_errors: u32,
-    /// The `request-id` and time of every authenticated response: each is recorded by the API as
-    /// a `compliance_api_accessed` activity (the canary).
+    /// The `request-id` and time of every page served (2xx): each is recorded by the API as a
+    /// `compliance_api_accessed` activity (the canary).
     pub responses: Vec<(String, Timestamp)>,
 }
 

@@ -34,6 +34,17 @@ pub struct Page {
     pub last_id: Option<String>,
 }
 
+/// How much of a bad record an error quotes.
+pub const QUOTED_BYTES: usize = 200;
+
+/// The start of `text`, cut at a character boundary, with `…` when cut.
+fn quote(text: &str) -> String {
+    if text.len() <= QUOTED_BYTES {
+        return text.to_owned();
+    }
+    format!("{}…", &text[..text.floor_char_boundary(QUOTED_BYTES)])
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PageError {
     #[error("the body is not the feed's JSON envelope: {0}")]
@@ -41,6 +52,8 @@ pub enum PageError {
     #[error("activity #{index} lacks a usable id or created_at: {source}; raw: {raw}")]
     Activity {
         index: usize,
+        /// The record's first [`QUOTED_BYTES`] bytes: enough to find it, not the personal data of
+        /// a whole record in an error message.
         raw: String,
         #[source]
         source: serde_json::Error,
@@ -118,7 +131,7 @@ fn read_envelope(body: &[u8]) -> Result<Unshared, PageError> {
             Some(head) => head,
             None => serde_json::from_str(text).map_err(|source| PageError::Activity {
                 index,
-                raw: text.to_owned(),
+                raw: quote(text),
                 source,
             })?,
         };
@@ -304,6 +317,16 @@ mod tests {
             r#"{"data":[{"created_at":"2026-01-01T00:00:00Z","type":"x"}],"has_more":false}"#;
         let err = Page::parse(body.as_bytes().to_vec()).unwrap_err();
         assert!(err.to_string().contains(r#"raw: {"created_at""#), "{err}");
+    }
+
+    #[test]
+    fn a_bad_record_is_quoted_in_part_only() {
+        let long =
+            format!(r#"{{"created_at":"2026-01-01T00:00:00Z","note":"{}"}}"#, "é".repeat(500));
+        let body = format!(r#"{{"data":[{long}],"has_more":false}}"#);
+        let err = Page::parse(body.into_bytes()).unwrap_err().to_string();
+        assert!(err.contains(r#"raw: {"created_at""#) && err.ends_with('…'), "{err}");
+        assert!(err.len() < QUOTED_BYTES + 200, "{} bytes", err.len());
     }
 
     #[test]

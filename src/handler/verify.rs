@@ -159,7 +159,7 @@ where
 }
 
 fn key_kind(key: &ApiKey) -> &'static str {
-    let k = key.header_value();
+    let k = key.as_str();
     if k.starts_with("sk-ant-admin01-") {
         "an Admin API key"
     } else if k.starts_with("sk-ant-api01-") {

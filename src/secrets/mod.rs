@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
+use reqwest::header::HeaderValue;
 
 /// The value a freshly deployed stack puts in the secret it creates; the README tells the user to
 /// replace it with `aws secretsmanager put-secret-value`.
@@ -23,12 +24,21 @@ pub const KEY_CACHE_TTL: Duration = Duration::from_secs(300);
 
 /// A Compliance API key. Redacted in `Debug`, no `Display`.
 #[derive(Clone, PartialEq, Eq)]
-pub struct ApiKey(String);
+pub struct ApiKey {
+    text: String,
+    /// The `x-api-key` header's value, marked sensitive: the HTTP stack never shows it either.
+    header: HeaderValue,
+}
 
 impl ApiKey {
-    /// The value for the `x-api-key` header; the only way to read the key.
-    pub fn header_value(&self) -> &str {
-        &self.0
+    /// The key itself, for looking at its kind; the only way to read it.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The value for the `x-api-key` header.
+    pub fn header(&self) -> &HeaderValue {
+        &self.header
     }
 }
 
@@ -110,7 +120,11 @@ pub fn parse_secret(secret: &str) -> Result<ApiKey, SecretError> {
             reason: "contains whitespace or non-ASCII characters",
         });
     }
-    Ok(ApiKey(key))
+    // Visible ASCII only (checked above) is always a valid header value.
+    let mut header = HeaderValue::from_str(&key)
+        .map_err(|_| SecretError::Malformed { reason: "is not a valid HTTP header value" })?;
+    header.set_sensitive(true);
+    Ok(ApiKey { text: key, header })
 }
 
 /// Reuses the key across warm invocations for [`KEY_CACHE_TTL`]; `now` is passed in.
@@ -163,9 +177,9 @@ mod tests {
 
     #[test]
     fn plain_and_json_secrets_give_the_key() {
-        assert_eq!(parse_secret(" sk-ant-api01-abc\n").unwrap().header_value(), "sk-ant-api01-abc");
+        assert_eq!(parse_secret(" sk-ant-api01-abc\n").unwrap().as_str(), "sk-ant-api01-abc");
         assert_eq!(
-            parse_secret(r#"{"api_key":"sk-ant-admin01-x","note":"n"}"#).unwrap().header_value(),
+            parse_secret(r#"{"api_key":"sk-ant-admin01-x","note":"n"}"#).unwrap().as_str(),
             "sk-ant-admin01-x"
         );
     }
