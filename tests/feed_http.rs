@@ -8,7 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use anthropic_compliance_collector::clock::{Clock, Deadline, SystemClock};
-use anthropic_compliance_collector::feed::http::HttpClient;
+use anthropic_compliance_collector::feed::http::{FAILED_ATTEMPTS_FOR_UNAVAILABLE, HttpClient};
 use anthropic_compliance_collector::feed::retry::Backoff;
 use anthropic_compliance_collector::feed::{
     ActivityFeed, FeedError, Page, PageQuery, RequestStats,
@@ -188,6 +188,52 @@ async fn transient_errors_are_retried_and_retry_after_is_honoured() {
         .unwrap();
     assert_eq!((stats.requests, stats.throttled), (4, 1));
     assert!(started.elapsed() >= Duration::from_secs(1), "retry-after: 1 was not waited out");
+}
+
+fn overloaded() -> Fault {
+    Fault::Status {
+        status: 503,
+        error_type: "overloaded_error".into(),
+        retry_after: None,
+        should_retry: None,
+    }
+}
+
+#[tokio::test]
+async fn one_transient_error_in_a_runs_last_seconds_is_a_resumable_stop_not_a_failure() {
+    // GIVEN one 503, and a back-off (5 to 10 s) that no longer fits the time left
+    let (sim, server) = simulator().await;
+    sim.push_faults([overloaded()]);
+    let slow = Backoff { initial: Duration::from_secs(10), max: Duration::from_secs(60) };
+    let http = HttpClient::new(&server.base_url.parse().unwrap(), 600, SystemClock, slow).unwrap();
+    let key = parse_secret(KEY).unwrap();
+    // WHEN a fetch meets it with 4 s to go
+    let (result, stats) =
+        http.with_key(&key).fetch(&query(hours_ago(1), hours_ago(0), 10), deadline(6)).await;
+    // THEN the run stops for the deadline (it resumes next time), the error counted
+    assert!(matches!(result, Err(FeedError::DeadlineReached)), "{result:?}");
+    assert_eq!((stats.requests, stats.server_errors), (1, 1));
+}
+
+#[tokio::test]
+async fn an_api_failing_until_the_deadline_fails_the_run() {
+    // GIVEN an API that answers 503 to everything
+    let (sim, server) = simulator().await;
+    sim.push_faults(std::iter::repeat_n(overloaded(), 200));
+    let http = client(&server);
+    let key = parse_secret(KEY).unwrap();
+    // WHEN a fetch retries it until no retry fits the time left
+    let (result, stats) =
+        http.with_key(&key).fetch(&query(hours_ago(1), hours_ago(0), 10), deadline(4)).await;
+    // THEN the run fails as unavailable, with the last failure
+    match result {
+        Err(FeedError::Unavailable { attempts, last }) => {
+            assert!(attempts >= FAILED_ATTEMPTS_FOR_UNAVAILABLE, "{attempts}");
+            assert!(last.contains("503"), "{last}");
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    assert!(stats.server_errors >= FAILED_ATTEMPTS_FOR_UNAVAILABLE);
 }
 
 #[tokio::test]

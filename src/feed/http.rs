@@ -178,14 +178,11 @@ impl<C: Clock> HttpFeed<'_, C> {
         let client = self.client;
         let mut attempt = 0u32;
         let mut trying_legacy_limit = false;
+        let mut last_failure: Option<String> = None;
         loop {
             attempt += 1;
             if !client.pace(deadline).await {
-                return Err(if attempt == 1 {
-                    FeedError::DeadlineReached
-                } else {
-                    FeedError::Unavailable { attempts: attempt - 1, last: "deadline".into() }
-                });
+                return Err(out_of_time(attempt - 1, last_failure.take()));
             }
             let cap = if trying_legacy_limit {
                 LEGACY_PAGE_LIMIT
@@ -281,12 +278,29 @@ impl<C: Clock> HttpFeed<'_, C> {
                         Some(r) if r.status == 429 => {
                             FeedError::RateLimited { retry_after: r.retry_after }
                         }
-                        _ => FeedError::Unavailable { attempts: attempt, last },
+                        _ => out_of_time(attempt, Some(last)),
                     });
                 }
-                Decision::Retry(wait) => client.clock.sleep(wait).await,
+                Decision::Retry(wait) => {
+                    last_failure = Some(last);
+                    client.clock.sleep(wait).await;
+                }
             }
         }
+    }
+}
+
+/// A run that has no time left to retry a transient failure (5xx, transport) stops resumably
+/// while fewer than this many attempts failed: one 503 in a run's last seconds is the deadline's
+/// doing, and is counted in `ApiErrors`. With as many failures the API is failing: the run fails.
+pub const FAILED_ATTEMPTS_FOR_UNAVAILABLE: u32 = 3;
+
+fn out_of_time(failed_attempts: u32, last: Option<String>) -> FeedError {
+    match last {
+        Some(last) if failed_attempts >= FAILED_ATTEMPTS_FOR_UNAVAILABLE => {
+            FeedError::Unavailable { attempts: failed_attempts, last }
+        }
+        _ => FeedError::DeadlineReached,
     }
 }
 
