@@ -201,7 +201,20 @@ where
     ) -> Result<RunSummary, RunError> {
         let started = Instant::now();
         let started_at = self.clock.now();
-        let key = self.keys.get(&self.secrets, started_at).await?;
+        let key = match self.keys.get(&self.secrets, started_at).await {
+            Ok(key) => key,
+            Err(e) => {
+                // A run without a key still counts: its zero metrics keep the alarms fed.
+                let failure = RunError::from(e);
+                if !plan.dry_run
+                    && let Err(m) =
+                        self.metrics.put(&run_metrics(&RunReport::default(), None)).await
+                {
+                    tracing::error!(error = %m, "the zero metrics of a run without a key were not put either");
+                }
+                return Err(failure);
+            }
+        };
         let feed = self.http.with_key(&key);
         let settings = Settings {
             horizons: Horizons {

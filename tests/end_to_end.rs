@@ -140,6 +140,17 @@ async fn missing_secret_missing_bucket_and_placeholder_fail_and_change_nothing()
             None,
             "{expected}: the state item must not be touched"
         );
+        // AND the run still counts: zero events processed, so the alarm sees a failing run
+        let dims = [("FunctionName", stack.function.function_name())];
+        let points = aws::metric_datapoints(
+            &stack.clients.cloudwatch,
+            &stack.namespace,
+            "EventsProcessed",
+            &dims,
+        )
+        .await
+        .unwrap();
+        assert_eq!(points, [0.0], "{expected}: one zero datapoint");
     }
 }
 
