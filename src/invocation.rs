@@ -7,7 +7,8 @@
 //! | `{"action": "backfill", "from": RFC3339, "to": RFC3339}`, optional `"redeliver": true` | collect a past range, resumably, apart from the live state |
 //! | `"dry_run": true` with any of them | fetch and count, write nothing |
 //!
-//! Anything else is refused with a message naming what is accepted, before any I/O.
+//! Anything else, an unknown field included, is refused with a message naming what is accepted,
+//! before any I/O.
 
 use jiff::Timestamp;
 use serde_json::{Map, Value};
@@ -50,6 +51,8 @@ pub enum InvocationError {
     EmptyBackfill,
     #[error("a backfill's \"from\" ({from}) must be before its \"to\" ({to})")]
     EmptyRange { from: Timestamp, to: Timestamp },
+    #[error("unknown field {field:?}; accepted here: {accepted}")]
+    UnknownField { field: String, accepted: &'static str },
 }
 
 impl Invocation {
@@ -81,6 +84,21 @@ impl Invocation {
             },
             Some(_) => return Err(InvocationError::WrongType("action", "string")),
         };
+        // A misspelt option must not go unnoticed: `{"dryRun": true}` would collect for real.
+        // EventBridge's own envelope (the classic scheduled event) carries fields of its own.
+        let envelope = object.contains_key("detail-type") || object.contains_key("source");
+        if !envelope {
+            let (fields, accepted): (&[&str], _) = match action {
+                Action::Backfill { .. } => (
+                    &["action", "dry_run", "from", "to", "redeliver"],
+                    "action, dry_run, from, to, redeliver",
+                ),
+                Action::Collect | Action::Verify => (&["action", "dry_run"], "action, dry_run"),
+            };
+            if let Some(field) = object.keys().find(|k| !fields.contains(&k.as_str())) {
+                return Err(InvocationError::UnknownField { field: field.clone(), accepted });
+            }
+        }
         Ok(Invocation { action, dry_run })
     }
 }
@@ -183,5 +201,28 @@ mod tests {
             Invocation::from_payload(&json!({"dry_run": "yes"})),
             Err(InvocationError::WrongType("dry_run", "boolean"))
         );
+    }
+
+    #[test]
+    fn a_misspelt_or_misplaced_option_is_refused_not_ignored() {
+        // A typo of dry_run would otherwise run a real collection that writes.
+        assert_eq!(
+            Invocation::from_payload(&json!({"dryRun": true})),
+            Err(InvocationError::UnknownField {
+                field: "dryRun".into(),
+                accepted: "action, dry_run"
+            })
+        );
+        assert!(matches!(
+            Invocation::from_payload(&json!({"action": "collect", "from": "2026-01-01T00:00:00Z"})),
+            Err(InvocationError::UnknownField { field, .. }) if field == "from"
+        ));
+        assert!(matches!(
+            Invocation::from_payload(&json!({
+                "action": "backfill", "from": "2026-01-01T00:00:00Z",
+                "to": "2026-02-01T00:00:00Z", "re_deliver": true
+            })),
+            Err(InvocationError::UnknownField { field, .. }) if field == "re_deliver"
+        ));
     }
 }
