@@ -114,7 +114,7 @@ where
     ) -> Result<Value, RunError> {
         let summary = match invocation.action {
             Action::Verify => {
-                let report = self.verify(deadline, run_id).await;
+                let report = self.verify(deadline, run_id, invocation.dry_run).await;
                 return Ok(serde_json::to_value(report).unwrap_or(Value::Null));
             }
             Action::Collect => {

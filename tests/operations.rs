@@ -11,6 +11,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use testkit::aws;
+use testkit::fault_proxy::{AwsService, FaultAction, FaultRule};
 use testkit::lambda::Outcome;
 
 use crate::support::{KEY, LONG, Options, Stack, ago, watermark};
@@ -53,7 +54,34 @@ async fn verify_checks_everything_and_changes_no_state() {
     assert_eq!(stack.state_item().await, None, "the live state is not touched");
     assert!(stack.delivered().await.is_empty());
     assert_eq!(objects_under(&stack, "anthropic/activity/_collector/verify/").await.len(), 1);
+    assert!(report["checks"][2]["detail"].as_str().unwrap().contains("read back"), "{report:#}");
     assert!(!format!("{report}").contains(KEY));
+}
+
+#[tokio::test]
+async fn a_dry_run_verify_reads_but_writes_nothing() {
+    let mut stack = Stack::new(Options::default()).await;
+    let report = ok(&mut stack, json!({"action": "verify", "dry_run": true})).await;
+    assert_eq!(report["status"], "ok", "{report:#}");
+    assert!(report["checks"][4]["detail"].as_str().unwrap().contains("not tried"), "{report:#}");
+    assert!(objects_under(&stack, "").await.is_empty(), "no marker");
+    assert_eq!(metric(&stack, "VerifyRuns").await, None, "no metric");
+}
+
+#[tokio::test]
+async fn verify_fails_the_bucket_check_when_what_it_wrote_cannot_be_read_back() {
+    // GIVEN a bucket the function may write to but not read from (a write-only bucket policy)
+    let mut stack = Stack::new(Options::default()).await;
+    let denied = FaultAction::fail(403, "AccessDenied");
+    stack.proxy.push(FaultRule::new(AwsService::S3, "GetObject", denied).times(1000));
+    // WHEN verify runs
+    let report = ok(&mut stack, json!({"action": "verify"})).await;
+    // THEN the bucket check fails with its remedy: runs read objects back
+    assert_eq!(report["status"], "failed", "{report:#}");
+    let bucket = &report["checks"][2];
+    assert_eq!((bucket["check"].as_str(), bucket["ok"].as_bool()), (Some("bucket"), Some(false)));
+    assert!(bucket["remedy"].as_str().unwrap().contains("s3:GetObject"), "{bucket}");
+    stack.proxy.clear();
 }
 
 #[tokio::test]

@@ -1,7 +1,9 @@
 //! `{"action": "verify"}`: every dependency checked in the order a run meets them, each with the
 //! remedy when it fails. Changes no state and writes no activity: it writes one marker under
-//! `{prefix}_collector/verify/`, its own `verify` item in the state table and one `VerifyRuns`
-//! datapoint, the least that proves each permission works.
+//! `{prefix}_collector/verify/` and reads it back, its own `verify` item in the state table and one
+//! `VerifyRuns` datapoint, the least that proves each permission works. With `"dry_run": true` it
+//! writes nothing: the bucket and the table are only read, and no metric is put (that check says
+//! it was not tried).
 
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
@@ -56,7 +58,7 @@ where
     Met: MetricsSink,
     C: Clock,
 {
-    pub async fn verify(&self, deadline: Deadline, run_id: &str) -> VerifyReport {
+    pub async fn verify(&self, deadline: Deadline, run_id: &str, dry_run: bool) -> VerifyReport {
         let mut checks = Vec::new();
         let now = self.clock.now();
 
@@ -80,7 +82,7 @@ where
         match &key {
             Some(key) => {
                 let query = PageQuery {
-                    from: now - SignedDuration::from_hours(1),
+                    from: floor(now) - SignedDuration::from_hours(1),
                     to: floor(now),
                     after: None,
                     organization_ids: self.config.organization_ids.clone(),
@@ -108,20 +110,50 @@ where
             }),
         }
 
-        // 3. The bucket: one marker under the `_` area of the prefix.
+        // 3. The bucket: one marker under the `_` area of the prefix, written and read back (runs
+        // read objects back to recover a batch and to reconcile hours).
+        let bucket_remedy = "create the bucket or fix OUTPUT_BUCKET; grant s3:PutObject and s3:GetObject on <bucket>/<OUTPUT_PREFIX>* and s3:ListBucket on the prefix (and kms:GenerateDataKey and kms:Decrypt on a KMS key)";
         let marker =
             format!("{}_collector/verify/{}.json", self.config.output_prefix, safe(run_id));
-        let body =
-            serde_json::json!({"run_id": run_id, "at": now.to_string()}).to_string().into_bytes();
-        match self.sink.put_marker(&marker, body, "application/json").await {
-            Ok(_) => checks.push(Check::ok("bucket", format!("wrote s3://{}/{marker}", self.config.output_bucket))),
-            Err(e) => checks.push(Check::failed("bucket", &e, "create the bucket or fix OUTPUT_BUCKET; grant s3:PutObject and s3:GetObject on <bucket>/<OUTPUT_PREFIX>* (and kms:GenerateDataKey on a KMS key)")),
+        let bucket = &self.config.output_bucket;
+        if dry_run {
+            match self.sink.probe().await {
+                Ok(()) => checks.push(Check::ok(
+                    "bucket",
+                    format!("s3://{bucket} exists (dry run: nothing written)"),
+                )),
+                Err(e) => checks.push(Check::failed("bucket", &e, bucket_remedy)),
+            }
+        } else {
+            let body = serde_json::json!({"run_id": run_id, "at": now.to_string()})
+                .to_string()
+                .into_bytes();
+            let written = async {
+                self.sink.put_marker(&marker, body, "application/json").await?;
+                self.sink.get(&marker).await
+            };
+            match written.await {
+                Ok(Some(_)) => checks.push(Check::ok(
+                    "bucket",
+                    format!("wrote and read back s3://{bucket}/{marker}"),
+                )),
+                Ok(None) => checks.push(Check {
+                    check: "bucket",
+                    ok: false,
+                    detail: format!("wrote s3://{bucket}/{marker} but cannot read it back"),
+                    remedy: Some(bucket_remedy.to_owned()),
+                }),
+                Err(e) => checks.push(Check::failed("bucket", &e, bucket_remedy)),
+            }
         }
 
         // 4. The state table: read the live state, write the verify item.
         let table = async {
             let live = self.store.load(LIVE_STREAM).await?;
             let version = self.store.load(VERIFY_STREAM).await?.map(|v| v.version);
+            if dry_run {
+                return Ok(live.and_then(|v| v.state.watermark));
+            }
             let mut state = SyncState {
                 updated_at: Some(now),
                 updated_by: Some(run_id.to_owned()),
@@ -131,19 +163,40 @@ where
             self.store.commit(VERIFY_STREAM, &state, version).await?;
             Ok::<_, crate::state::StateError>(live.and_then(|v| v.state.watermark))
         };
+        let wrote = if dry_run {
+            String::from(" (dry run: nothing written)")
+        } else {
+            format!(" and wrote the {VERIFY_STREAM:?} item")
+        };
         match table.await {
             Ok(watermark) => checks.push(Check::ok("state_table", format!(
-                "{}: read the live state (watermark {}) and wrote the {VERIFY_STREAM:?} item",
+                "{}: read the live state (watermark {}){wrote}",
                 self.config.state_table,
-                watermark.map_or("none yet".into(), |w| w.to_string())
+                watermark.map_or("none yet".into(), |w| w.to_string()),
             ))),
             Err(e) => checks.push(Check::failed("state_table", &e, "create the table (partition key pk, String) or fix STATE_TABLE; grant dynamodb:GetItem, PutItem, DeleteItem on it")),
         }
 
-        // 5. The metrics.
-        match self.metrics.put(&[Datum::count(VERIFY_RUNS, 1.0)]).await {
-            Ok(()) => checks.push(Check::ok("metrics", format!("put {VERIFY_RUNS} in {}", self.config.metric_namespace))),
-            Err(e) => checks.push(Check::failed("metrics", &e, "grant cloudwatch:PutMetricData with the condition cloudwatch:namespace = METRIC_NAMESPACE")),
+        // 5. The metrics: a put is the only way to check the permission.
+        if dry_run {
+            checks.push(Check {
+                check: "metrics",
+                ok: true,
+                detail: format!(
+                    "not tried (dry run: nothing put in {})",
+                    self.config.metric_namespace
+                ),
+                remedy: None,
+            });
+        } else {
+            let namespace = &self.config.metric_namespace;
+            let remedy = "grant cloudwatch:PutMetricData with the condition cloudwatch:namespace = METRIC_NAMESPACE";
+            match self.metrics.put(&[Datum::count(VERIFY_RUNS, 1.0)]).await {
+                Ok(()) => {
+                    checks.push(Check::ok("metrics", format!("put {VERIFY_RUNS} in {namespace}")))
+                }
+                Err(e) => checks.push(Check::failed("metrics", &e, remedy)),
+            }
         }
 
         let ok = checks.iter().all(|c| c.ok);
