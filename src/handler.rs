@@ -20,7 +20,7 @@ use crate::feed::http::{HttpClient, error_chain};
 use crate::feed::{FeedError, PAGE_LIMIT};
 use crate::invocation::{Action, Invocation, InvocationError};
 use crate::secrets::{KeyCache, SecretSource};
-use crate::state::{LIVE_STREAM, StateStore, backfill_stream};
+use crate::state::{LIVE_STREAM, StateStore, Versioned, backfill_stream};
 use crate::sync::{self, Horizons, Mode, RunReport, Settings, StopReason, SyncError};
 use crate::telemetry::{MetricsSink, run_metrics};
 
@@ -127,7 +127,8 @@ where
                 self.collect(&plan, deadline, run_id).await?
             }
             Action::Backfill { from, to, redeliver } => {
-                let plans = self.backfill_plans(from, to, redeliver, invocation.dry_run).await?;
+                let plans =
+                    self.backfill_plans(from, to, redeliver, invocation.dry_run, run_id).await?;
                 // The parts run at once, paced together by the shared HTTP client.
                 let runs = plans.iter().enumerate().map(|(i, plan)| {
                     let part_run = format!("{run_id}-p{i}");
@@ -150,6 +151,7 @@ where
         to: Timestamp,
         redeliver: bool,
         dry_run: bool,
+        run_id: &str,
     ) -> Result<Vec<Plan>, RunError> {
         let stream = backfill_stream(from, to, redeliver);
         let settle_line = self.clock.now() - sync::plan::signed(self.config.settle);
@@ -163,10 +165,11 @@ where
             ));
         } else {
             let live = self.store.load(LIVE_STREAM).await.map_err(SyncError::from)?;
-            let Some(origin) = live.and_then(|v| v.state.origin) else {
+            let Some((live, origin)) = live.and_then(|v| v.state.origin.map(|o| (v, o))) else {
                 return Err(InvocationError::BackfillBeforeLive.into());
             };
             end = end.min(origin);
+            self.claim_backfill(live, (from, to), origin, dry_run, run_id).await?;
         }
         if end < to {
             tracing::info!(from = %from, asked_to = %to, to = %end, "backfill range clamped");
@@ -191,6 +194,43 @@ where
             })
             .collect();
         Ok(plans)
+    }
+
+    /// Records `range` in the live stream's ledger of backfills before its first run, and
+    /// refuses a range that overlaps another backfill's where either collects (before `origin`):
+    /// two backfills would deliver their common part twice. The same range again resumes it.
+    async fn claim_backfill(
+        &self,
+        live: Versioned,
+        range: (Timestamp, Timestamp),
+        origin: Timestamp,
+        dry_run: bool,
+        run_id: &str,
+    ) -> Result<(), RunError> {
+        let collected = |(from, to): (Timestamp, Timestamp)| (from, to.min(origin));
+        let (from, to) = collected(range);
+        if live.state.backfills.contains(&range) || from >= to {
+            return Ok(());
+        }
+        let overlapping = live.state.backfills.iter().copied().find(|&other| {
+            let (other_from, other_to) = collected(other);
+            other_from < to && from < other_to
+        });
+        if let Some(other) = overlapping {
+            return Err(InvocationError::BackfillOverlaps { asked: range, other }.into());
+        }
+        if dry_run {
+            return Ok(());
+        }
+        let mut state = live.state;
+        state.backfills.push(range);
+        state.updated_at = Some(self.clock.now());
+        state.updated_by = Some(run_id.to_owned());
+        self.store
+            .commit(LIVE_STREAM, &state, Some(live.version))
+            .await
+            .map_err(SyncError::from)?;
+        Ok(())
     }
 
     async fn collect(

@@ -51,6 +51,11 @@ pub enum InvocationError {
     EmptyBackfill,
     #[error("a backfill's \"from\" ({from}) must be before its \"to\" ({to})")]
     EmptyRange { from: Timestamp, to: Timestamp },
+    #[error(
+        "the backfill from {} to {} overlaps the backfill from {} to {}, made or under way: ask for the part outside it (or that same range, to resume it), or add \"redeliver\": true to deliver the range again on purpose",
+        asked.0, asked.1, other.0, other.1
+    )]
+    BackfillOverlaps { asked: (Timestamp, Timestamp), other: (Timestamp, Timestamp) },
     #[error("unknown field {field:?}; accepted here: {accepted}")]
     UnknownField { field: String, accepted: &'static str },
 }

@@ -1348,6 +1348,7 @@ async fn invocation_payloads_of_the_wrong_shape_are_refused_and_change_nothing()
         json!({"action": "backfill", "from": "yesterday", "to": "2026-01-01T00:00:00Z"}),
         json!({"action": "backfill", "from": "2026-01-02T00:00:00Z", "to": "2026-01-01T00:00:00Z"}),
         json!({"dry_run": "yes"}),
+        json!({"dryRun": true}),
     ];
     for payload in &payloads {
         let refused = stack.invoke(payload.clone(), LONG).await;

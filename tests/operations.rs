@@ -186,6 +186,40 @@ async fn a_backfill_of_a_sparse_history_writes_pages_of_hundreds_of_hours_in_bou
 }
 
 #[tokio::test]
+async fn a_backfill_overlapping_another_is_refused_so_no_id_is_delivered_twice() {
+    // GIVEN a live collection that looked back an hour over 6 hours of history, and a backfill of
+    // the 3 hours before it
+    let mut stack = Stack::new(env(&[("INITIAL_LOOKBACK_HOURS", "1")])).await;
+    stack.sim.generate(&GenerateSpec { count: 600, from: ago(360), to: ago(2), hidden: false });
+    let live = stack.collect().await;
+    let origin: Timestamp = live["window_from"].as_str().unwrap().parse().unwrap();
+    let before = |hours| (origin - SignedDuration::from_hours(hours)).to_string();
+    let first_range = json!({"action": "backfill", "from": before(3), "to": origin.to_string()});
+    let first = ok(&mut stack, first_range.clone()).await;
+    // WHEN another backfill overlaps it
+    let overlapping = json!({"action": "backfill", "from": before(5), "to": before(2)});
+    let refused = stack.invoke(overlapping, LONG).await;
+    // THEN it is refused before any request, naming the first
+    match &refused.outcome {
+        Outcome::Error { error_type, error_message } => {
+            assert_eq!(error_type, "InvocationInvalid");
+            assert!(error_message.contains(&before(3)), "{error_message}");
+        }
+        other => panic!("expected InvocationInvalid, got {other:?}"),
+    }
+    // AND the first range resumes, the part before it is taken, and every id is delivered once
+    let again = ok(&mut stack, first_range).await;
+    assert_eq!(again["delivered"], 0, "{again}");
+    let rest =
+        ok(&mut stack, json!({"action": "backfill", "from": before(5), "to": before(3)})).await;
+    assert!(rest["delivered"].as_u64().unwrap() > 0, "{rest}");
+    stack.assert_exactly_once(watermark(&live)).await;
+    let delivered: u64 =
+        [&live, &first, &rest].iter().map(|s| s["delivered"].as_u64().unwrap()).sum();
+    assert_eq!(delivered, stack.delivered().await.len() as u64);
+}
+
+#[tokio::test]
 async fn a_redelivery_writes_the_range_again_into_objects_of_its_own() {
     let mut stack = Stack::new(Options::default()).await;
     stack.sim.generate(&GenerateSpec { count: 300, from: ago(120), to: ago(5), hidden: false });

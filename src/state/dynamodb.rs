@@ -382,6 +382,10 @@ fn to_item(
         let canary = state.canary.iter().map(|(id, at)| AttributeValue::S(format!("{id} {at}")));
         item.insert("canary".into(), AttributeValue::L(canary.collect()));
     }
+    if !state.backfills.is_empty() {
+        let ranges = state.backfills.iter().map(|(f, t)| AttributeValue::S(format!("{f} {t}")));
+        item.insert("backfills".into(), AttributeValue::L(ranges.collect()));
+    }
     if let Some(r) = &state.updated_by {
         item.insert("updated_by".into(), s(r.clone()));
     }
@@ -466,6 +470,21 @@ fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Versioned, String
                     .collect::<Result<_, String>>()?,
                 Some(_) => return Err("canary is not a list".into()),
             },
+            backfills: match item.get("backfills") {
+                None => Vec::new(),
+                Some(AttributeValue::L(entries)) => entries
+                    .iter()
+                    .map(|e| {
+                        let text =
+                            e.as_s().map_err(|_| "backfills holds a non-string".to_owned())?;
+                        let (from, to) = text.split_once(' ').ok_or("backfill without its end")?;
+                        let from = from.parse().map_err(|e| format!("backfill {text:?}: {e}"))?;
+                        let to = to.parse().map_err(|e| format!("backfill {text:?}: {e}"))?;
+                        Ok((from, to))
+                    })
+                    .collect::<Result<_, String>>()?,
+                Some(_) => return Err("backfills is not a list".into()),
+            },
         },
         version,
     })
@@ -514,6 +533,10 @@ mod tests {
             reconciled_until: Some("2025-12-26T00:00:00Z".parse().unwrap()),
             rechecked_until: Some("2025-12-25T01:00:00Z".parse().unwrap()),
             canary: vec![("req_1".into(), "2026-01-01T00:03:00.5Z".parse().unwrap())],
+            backfills: vec![(
+                "2025-01-01T00:00:00Z".parse().unwrap(),
+                "2025-06-01T12:00:00Z".parse().unwrap(),
+            )],
         };
         let item = to_item("live", &state, 7, Some(state.seen.encode()));
         assert_eq!(from_item(&item).unwrap(), Versioned { state, version: 7 });

@@ -48,6 +48,10 @@ pub struct SyncState {
     pub reconciled_until: Option<Timestamp>,
     /// Every whole hour before this has been reconciled a second time, a day later.
     pub rechecked_until: Option<Timestamp>,
+    /// The live stream's ledger of backfills (not redeliveries): each range `[from, to)` as asked,
+    /// claimed before its first run. A backfill may resume its own range but not overlap another,
+    /// so no id is delivered twice by two backfills.
+    pub backfills: Vec<(Timestamp, Timestamp)>,
 }
 
 /// A time window `[from, to)` collected oldest first, and how far the collection got.
