@@ -163,6 +163,17 @@ fn hour_of(t: Timestamp) -> i64 {
 /// Reads an activity object back into `(id, created_at)` per line, a line at a time: an object of
 /// a few MB is never held decompressed.
 pub fn decode_activities(body: &[u8]) -> io::Result<Vec<(String, Timestamp)>> {
+    let mut out = Vec::new();
+    read_activities(body, |id, created_at, _| out.push((id, created_at)))?;
+    Ok(out)
+}
+
+/// Reads an activity object back a line at a time, handing `each` every activity's id,
+/// `created_at` and line as written.
+pub fn read_activities(
+    body: &[u8],
+    mut each: impl FnMut(String, Timestamp, &str),
+) -> io::Result<()> {
     #[derive(serde::Deserialize)]
     struct Head {
         id: String,
@@ -170,11 +181,10 @@ pub fn decode_activities(body: &[u8]) -> io::Result<Vec<(String, Timestamp)>> {
     }
     let mut lines = BufReader::with_capacity(FEED_BYTES, MultiGzDecoder::new(body));
     let mut line = String::new();
-    let mut out = Vec::new();
     loop {
         line.clear();
         if lines.read_line(&mut line)? == 0 {
-            return Ok(out);
+            return Ok(());
         }
         let text = line.trim_end_matches('\n');
         if text.is_empty() {
@@ -182,7 +192,7 @@ pub fn decode_activities(body: &[u8]) -> io::Result<Vec<(String, Timestamp)>> {
         }
         let head = serde_json::from_str::<Head>(text)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        out.push((head.id, head.created_at));
+        each(head.id, head.created_at, text);
     }
 }
 

@@ -11,7 +11,9 @@ pub mod s3;
 
 use std::future::Future;
 
-pub use encode::{EncodedObject, Encoder, decode_activities, encode_batch, split_by_objects};
+pub use encode::{
+    EncodedObject, Encoder, decode_activities, encode_batch, read_activities, split_by_objects,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PutOutcome {

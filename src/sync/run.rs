@@ -29,7 +29,8 @@ use super::signals::{canary_request_id, disables_compliance_logging};
 use super::{ObjectRecord, PageRecord, RunReport, StopReason};
 use crate::archive::key::partition;
 use crate::archive::{
-    Encoder, ObjectSink, PutOutcome, SinkError, decode_activities, split_by_objects,
+    Encoder, ObjectSink, PutOutcome, SinkError, decode_activities, read_activities,
+    split_by_objects,
 };
 use crate::clock::{Clock, Deadline};
 #[cfg(doc)]
@@ -501,8 +502,7 @@ where
         for (&hash, a) in hashes.iter().zip(activities) {
             state.seen.insert(hash, a.created_at);
             if disables_compliance_logging(&a.raw) {
-                tracing::error!(activity = %a.id, "the Compliance API or its logging was switched off: activities in the gap can never be recovered");
-                self.report.compliance_logging_disabled += 1;
+                self.switched_off(&a.id);
             }
         }
         state.pending = None;
@@ -669,16 +669,31 @@ where
         );
         for key in &pending.keys {
             let Some(body) = self.sink.get(key).await? else { continue };
-            let activities = decode_activities(&body)
-                .map_err(|source| SyncError::Unrecoverable { key: key.clone(), source })?;
-            for (id, created_at) in &activities {
-                state.seen.insert(id_hash(id), *created_at);
+            // Delivered, so looked at as the interrupted run would have: the tamper signal too.
+            let mut delivered = 0u64;
+            let mut switched_off = Vec::new();
+            read_activities(&body, |id, created_at, line| {
+                state.seen.insert(id_hash(&id), created_at);
+                delivered += 1;
+                if disables_compliance_logging(line.as_bytes()) {
+                    switched_off.push(id);
+                }
+            })
+            .map_err(|source| SyncError::Unrecoverable { key: key.clone(), source })?;
+            for id in switched_off {
+                self.switched_off(&id);
             }
-            state.delivered_total += activities.len() as u64;
+            state.delivered_total += delivered;
             self.report.recovered_objects += 1;
             self.report.recovered_keys.push(key.clone());
         }
         Ok(())
+    }
+
+    /// A delivered activity switched the Compliance API or its logging off (the tamper signal).
+    fn switched_off(&mut self, id: &str) {
+        tracing::error!(activity = %id, "the Compliance API or its logging was switched off: activities in the gap can never be recovered");
+        self.report.compliance_logging_disabled += 1;
     }
 
     async fn commit(&self, state: &mut SyncState, expected: Option<u64>) -> Result<u64, SyncError> {

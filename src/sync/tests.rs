@@ -469,6 +469,28 @@ async fn a_run_with_time_to_spare_waits_out_a_dead_writers_lease_and_recovers() 
 }
 
 #[tokio::test]
+async fn a_switch_off_in_a_batch_whose_commit_was_lost_is_still_signalled_when_recovered() {
+    // GIVEN a page holding the Compliance API being switched off, and a run that dies after
+    // writing it but before its commit
+    let w = World::new("2026-01-02T00:00:00Z", 5000);
+    let at = w.clock.now() - minutes(10);
+    let raw = format!(
+        r#"{{"id":"off","created_at":"{at}","type":"org_compliance_api_settings_updated","updates":[{{"field":"compliance_api_enabled","old_value":true,"new_value":false}}]}}"#
+    );
+    let off = Activity { id: "off".into(), created_at: at, raw: raw.into() };
+    w.feed.data.lock().unwrap().push((off, true));
+    *w.store.fail_commit.lock().unwrap() = Some(2);
+    let failed = w.run().await.unwrap_err();
+    // WHEN the next run recovers the batch (its activity already delivered)
+    let report = w.run().await.unwrap();
+    // THEN the recovering run signals the switch-off too: a killed writer never put its metrics
+    // (this one, alive, did: the alarm may count it twice, never not at all)
+    assert_eq!(failed.report.compliance_logging_disabled, 1, "seen before the commit was lost");
+    assert_eq!((report.recovered_objects, report.compliance_logging_disabled), (1, 1));
+    assert_eq!(w.assert_no_duplicates(), 1);
+}
+
+#[tokio::test]
 async fn a_writer_past_its_write_window_stops_before_the_next_put() {
     // GIVEN a state store so slow that the write window has passed when the intent is committed
     let mut w = World::new("2026-01-02T00:00:00Z", 5000);
