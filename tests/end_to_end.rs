@@ -8,6 +8,7 @@ use compliance_sim::GenerateSpec;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 use testkit::aws;
+use testkit::fault_proxy::{AwsService, FaultAction, FaultRule};
 use testkit::lambda::Outcome;
 
 use crate::support::*;
@@ -152,6 +153,23 @@ async fn missing_secret_missing_bucket_and_placeholder_fail_and_change_nothing()
         .unwrap();
         assert_eq!(points, [0.0], "{expected}: one zero datapoint");
     }
+}
+
+#[tokio::test]
+async fn a_bucket_that_refuses_writes_fails_the_run_before_anything_is_committed() {
+    // GIVEN a bucket whose policy refuses the function's writes
+    let mut stack = Stack::new(Options::default()).await;
+    stack.sim.generate(&GenerateSpec { count: 20, from: ago(60), to: ago(5), hidden: false });
+    let denied = FaultAction::fail(403, "AccessDenied");
+    stack.proxy.push(FaultRule::new(AwsService::S3, "PutObject", denied).times(1000));
+    // WHEN a run collects
+    let invocation = stack.invoke(json!({}), LONG).await;
+    // THEN it fails as BucketAccessDenied, and no state item was written (no intent, no lease)
+    let (error_type, message) = error_of(&invocation);
+    assert_eq!(error_type, "BucketAccessDenied", "{message}");
+    assert_eq!(stack.state_item().await, None);
+    assert!(stack.delivered().await.is_empty());
+    stack.proxy.clear();
 }
 
 #[tokio::test]

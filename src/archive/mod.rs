@@ -24,7 +24,7 @@ pub enum PutOutcome {
 
 /// The port activity objects are written through.
 pub trait ObjectSink: Send + Sync {
-    /// Checks that the destination exists before a run commits anything (reads nothing useful).
+    /// Checks that the destination exists, and takes writes, before a run commits anything.
     fn probe(&self) -> impl Future<Output = Result<(), SinkError>> + Send;
     /// Writes `object` unless its key exists.
     fn put_new(

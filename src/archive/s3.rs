@@ -9,6 +9,8 @@
 //! the object, where `GetObjectAttributes` shows the same digest the run's manifest lists. The
 //! signature then need not hash the payload a second time (`UNSIGNED-PAYLOAD`, over HTTPS).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
@@ -25,11 +27,18 @@ pub struct S3Sink {
     client: Client,
     bucket: String,
     prefix: String,
+    /// Whether this process has written the probe key (proving s3:PutObject under the prefix).
+    write_checked: AtomicBool,
 }
 
 impl S3Sink {
     pub fn new(client: Client, bucket: impl Into<String>, prefix: impl Into<String>) -> S3Sink {
-        S3Sink { client, bucket: bucket.into(), prefix: prefix.into() }
+        S3Sink {
+            client,
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+            write_checked: AtomicBool::new(false),
+        }
     }
 
     fn classify<E, R>(&self, key: &str, e: SdkError<E, R>) -> SinkError
@@ -136,8 +145,23 @@ impl S3Sink {
 }
 
 impl ObjectSink for S3Sink {
+    /// Once per process, a create-if-absent write of the probe key: a missing bucket or a refused
+    /// write then fails the run before it commits anything (S3 checks the permission before the
+    /// condition, so "already there" proves it too). After that, one read per run: the bucket may
+    /// have gone since.
     async fn probe(&self) -> Result<(), SinkError> {
         let key = format!("{}{PROBE_KEY}", self.prefix);
+        if !self.write_checked.load(Ordering::Relaxed) {
+            return match self.put_if_absent(&key, Bytes::new(), "text/plain", &[], None).await {
+                Ok(_) => {
+                    self.write_checked.store(true, Ordering::Relaxed);
+                    Ok(())
+                }
+                // A transient failure is not the run's to fail on here: the writes will tell.
+                Err(SinkError::Unavailable { .. }) => Ok(()),
+                Err(refused) => Err(refused),
+            };
+        }
         match self.client.get_object().bucket(&self.bucket).key(&key).send().await {
             Ok(_) => Ok(()),
             Err(e) => match self.classify(&key, e) {

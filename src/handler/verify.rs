@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::Collector;
 use crate::archive::ObjectSink;
+use crate::archive::s3::PROBE_KEY;
 use crate::clock::{Clock, Deadline};
 use crate::feed::{ActivityFeed, PageQuery};
 use crate::secrets::{ApiKey, SecretSource};
@@ -117,10 +118,12 @@ where
             format!("{}_collector/verify/{}.json", self.config.output_prefix, safe(run_id));
         let bucket = &self.config.output_bucket;
         if dry_run {
-            match self.sink.probe().await {
-                Ok(()) => checks.push(Check::ok(
+            // A read of the probe key: the run's own probe writes it.
+            let probe = format!("{}{PROBE_KEY}", self.config.output_prefix);
+            match self.sink.get(&probe).await {
+                Ok(_) => checks.push(Check::ok(
                     "bucket",
-                    format!("s3://{bucket} exists (dry run: nothing written)"),
+                    format!("s3://{bucket} exists and can be read (dry run: nothing written)"),
                 )),
                 Err(e) => checks.push(Check::failed("bucket", &e, bucket_remedy)),
             }

@@ -180,7 +180,6 @@ struct Progress {
     /// Whether this run checks its own earlier API calls (live, unfiltered runs only).
     canary_on: bool,
     version: Option<u64>,
-    probed: bool,
     previous_watermark: Option<Timestamp>,
     /// The canary ids this run looks for, and those it found.
     canary_wanted: HashSet<String>,
@@ -203,7 +202,8 @@ where
         self.report.watermark = state.watermark;
         let now = self.clock.now();
 
-        if let Some(pending) = state.pending.take() {
+        let recovering = state.pending.take();
+        if let Some(pending) = &recovering {
             if pending.lease_until > now {
                 // The writer may still be alive: wait its short lease out if there is time.
                 let wait =
@@ -220,7 +220,13 @@ where
                 tracing::info!(holder = %pending.run_id, wait_ms = wait.as_millis() as u64, "waiting out a write lease");
                 self.clock.sleep(wait).await;
             }
-            self.recover(&pending, &mut state).await?;
+        }
+        // A missing bucket or a refused write fails the run here, before anything is committed.
+        if !self.settings.dry_run {
+            self.sink.probe().await?;
+        }
+        if let Some(pending) = &recovering {
+            self.recover(pending, &mut state).await?;
         }
 
         let canary_on =
@@ -228,7 +234,6 @@ where
         let mut progress = Progress {
             canary_on,
             version,
-            probed: false,
             previous_watermark: state.watermark,
             canary_wanted: if canary_on {
                 state.canary.iter().map(|(id, _)| id.clone()).collect()
@@ -475,10 +480,6 @@ where
                 self.record_object(object, PutOutcome::Created);
             }
         } else {
-            if !progress.probed {
-                self.sink.probe().await?;
-                progress.probed = true;
-            }
             // Intent first: from here the objects may exist while their ids are not in `seen`.
             let lease_until = self.clock.now() + signed(WRITE_LEASE);
             state.pending = Some(Pending {

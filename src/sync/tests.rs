@@ -666,6 +666,25 @@ async fn a_missing_bucket_changes_nothing() {
 }
 
 #[tokio::test]
+async fn a_bucket_gone_with_nothing_new_to_write_changes_nothing_either() {
+    // GIVEN a collection that has begun, and then the bucket is deleted
+    let mut w = World::new("2026-01-02T00:00:00Z", 5000);
+    w.feed.add("a", w.clock.now() - minutes(10), true);
+    w.run().await.unwrap();
+    let before = w.store.item.lock().unwrap().clone();
+    w.sink.missing_bucket = true;
+    // WHEN a run finds nothing new
+    w.clock.advance(Duration::from_secs(300));
+    let failed = w.run().await.unwrap_err();
+    // THEN it fails on the bucket without committing its watermark
+    assert!(matches!(
+        failed.error,
+        SyncError::Archive(crate::archive::SinkError::BucketNotFound { .. })
+    ));
+    assert_eq!(*w.store.item.lock().unwrap(), before);
+}
+
+#[tokio::test]
 async fn rate_limiting_stops_resumably() {
     let w = World::new("2026-01-02T00:00:00Z", 1);
     for i in 0..3 {
