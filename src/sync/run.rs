@@ -203,23 +203,21 @@ where
         let now = self.clock.now();
 
         let recovering = state.pending.take();
-        if let Some(pending) = &recovering {
-            if pending.lease_until > now {
-                // The writer may still be alive: wait its short lease out if there is time.
-                let wait =
-                    Duration::try_from(pending.lease_until.duration_since(now)).unwrap_or_default();
-                if wait + LEASE_WAIT_SPARE > self.deadline.remaining(now) {
-                    tracing::warn!(
-                        holder = %pending.run_id,
-                        lease_until = %pending.lease_until,
-                        "another run holds the write lease; stopping without doing anything"
-                    );
-                    self.report.stop_reason = Some(StopReason::LeaseHeld);
-                    return Ok(());
-                }
-                tracing::info!(holder = %pending.run_id, wait_ms = wait.as_millis() as u64, "waiting out a write lease");
-                self.clock.sleep(wait).await;
+        if let Some(pending) = recovering.as_ref().filter(|p| p.lease_until > now) {
+            // The writer may still be alive: wait its short lease out if there is time.
+            let wait =
+                Duration::try_from(pending.lease_until.duration_since(now)).unwrap_or_default();
+            if wait + LEASE_WAIT_SPARE > self.deadline.remaining(now) {
+                tracing::warn!(
+                    holder = %pending.run_id,
+                    lease_until = %pending.lease_until,
+                    "another run holds the write lease; stopping without doing anything"
+                );
+                self.report.stop_reason = Some(StopReason::LeaseHeld);
+                return Ok(());
             }
+            tracing::info!(holder = %pending.run_id, wait_ms = wait.as_millis() as u64, "waiting out a write lease");
+            self.clock.sleep(wait).await;
         }
         // A missing bucket or a refused write fails the run here, before anything is committed.
         if !self.settings.dry_run {
