@@ -396,6 +396,8 @@ where
                 new: fresh.activities.len(),
             });
             if self.write_batches(state, progress, &fresh).await? == Written::Partly {
+                // The window as it stood before this page: the next run reads the page again.
+                state.window = Some(window.clone());
                 if !self.settings.dry_run {
                     progress.version = Some(self.commit(state, progress.version).await?);
                 }

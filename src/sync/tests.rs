@@ -534,12 +534,16 @@ async fn a_deadline_between_batches_of_a_page_stops_resumably_and_reads_the_page
     let w = sparse_world(700);
     let store = SlowCommitStore { inner: &w.store, clock: w.clock, delay: Duration::from_secs(8) };
     let mut stops = Vec::new();
+    let mut first_window = None;
     for _ in 0..20 {
         // WHEN runs of one minute each (a stop margin of 2 s) collect it
         let now = w.clock.now();
         let deadline = Deadline::new(now, now + minutes(1));
         let report = run(&w.feed, &w.sink, &store, w.clock, deadline, &w.settings).await.unwrap();
         stops.push((report.stop_reason, report.delivered, report.duplicates_dropped));
+        if stops.len() == 1 {
+            first_window = w.store.state().unwrap().window;
+        }
         if report.stop_reason == Some(StopReason::CaughtUp) {
             break;
         }
@@ -547,6 +551,11 @@ async fn a_deadline_between_batches_of_a_page_stops_resumably_and_reads_the_page
     // THEN the first runs stop part-way through the page, each later one drops what the earlier
     // ones wrote, and together they deliver every activity once
     assert_eq!(stops[0].0, Some(StopReason::Deadline), "{stops:?}");
+    assert_eq!(
+        first_window.as_ref().map(|w| w.cursor.clone()),
+        Some(None),
+        "the page's own window"
+    );
     assert!(stops[0].1 >= run::MAX_OBJECTS_PER_INTENT as u64 && stops[0].1 < 700, "{stops:?}");
     assert_eq!(stops[1].2, stops[0].1, "{stops:?}");
     assert_eq!(stops.last().unwrap().0, Some(StopReason::CaughtUp), "{stops:?}");
