@@ -48,6 +48,10 @@ pub struct SyncState {
     pub reconciled_until: Option<Timestamp>,
     /// Every whole hour before this has been reconciled a second time, a day later.
     pub rechecked_until: Option<Timestamp>,
+    /// The `OUTPUT_PREFIX` the reconciled hours are archived under. Reconciliation reads an hour
+    /// back from the archive: after a change of prefix, the hours under the old one are not read
+    /// against the new one (their activities would all look missing and be written again).
+    pub archive_prefix: Option<String>,
     /// The live stream's ledger of backfills (not redeliveries): each range `[from, to)` as asked,
     /// claimed before its first run. A backfill may resume its own range but not overlap another,
     /// so no id is delivered twice by two backfills.

@@ -272,6 +272,9 @@ where
         let caught_up =
             matches!(self.report.stop_reason, Some(StopReason::CaughtUp | StopReason::NothingNew));
         if self.settings.mode == Mode::Live && caught_up && !self.settings.dry_run {
+            if self.follow_prefix_change(&mut state) {
+                progress.version = Some(self.commit(&mut state, progress.version).await?);
+            }
             for pass in ReconcilePass::ALL {
                 self.reconcile(&mut state, &mut progress, pass).await?;
             }
@@ -598,6 +601,32 @@ where
             }
         }
         Ok(())
+    }
+
+    /// After `OUTPUT_PREFIX` changed, no hour up to the watermark is reconciled: those hours are
+    /// archived under the old prefix, which the new one cannot see (nor, with the stack's policy,
+    /// read), and every activity of theirs would look missing and be written again. Returns
+    /// whether the state changed (the caller commits it at once).
+    fn follow_prefix_change(&self, state: &mut SyncState) -> bool {
+        let prefix = &self.settings.output_prefix;
+        if state.archive_prefix.as_ref() == Some(prefix) {
+            return false;
+        }
+        if let Some(old) = state.archive_prefix.take() {
+            let from = state.watermark.map(ceil_hour);
+            for pass in ReconcilePass::ALL {
+                let marker = pass.marker(state);
+                *marker = (*marker).max(from);
+            }
+            tracing::warn!(
+                old = %old,
+                new = %prefix,
+                reconciled_from = ?from.map(|t| t.to_string()),
+                "OUTPUT_PREFIX changed: the hours archived under the old prefix are not reconciled"
+            );
+        }
+        state.archive_prefix = Some(prefix.clone());
+        true
     }
 
     /// A page that says there is more but hands back the cursor it was asked after, or whose last

@@ -830,6 +830,33 @@ async fn activities_indexed_later_than_the_overlap_are_found_by_reconciliation_a
 }
 
 #[tokio::test]
+async fn a_change_of_output_prefix_does_not_have_the_hours_under_the_old_one_written_again() {
+    // GIVEN four hours collected every 5 minutes under one prefix, their hours not yet reconciled
+    let mut w = World::new("2026-01-01T00:00:00Z", 5000);
+    let start = w.clock.now();
+    for i in 0..(10 * 12) {
+        w.feed.add(&format!("a{i:03}"), start + minutes(5 * i), true);
+    }
+    for _ in 0..(4 * 12) {
+        w.clock.advance(Duration::from_secs(300));
+        w.run().await.unwrap();
+    }
+    // WHEN the prefix changes and collection goes on for six more hours
+    w.settings.output_prefix = "q/".into();
+    let mut late_beyond = 0;
+    for _ in 0..(6 * 12) {
+        w.clock.advance(Duration::from_secs(300));
+        late_beyond += w.run().await.unwrap().late_beyond_overlap;
+    }
+    // THEN nothing was written again, and the hours under the new prefix are reconciled
+    assert_eq!(late_beyond, 0);
+    w.assert_no_duplicates();
+    let state = w.store.state().unwrap();
+    assert_eq!(state.archive_prefix.as_deref(), Some("q/"));
+    assert!(state.reconciled_until.unwrap() >= start + SignedDuration::from_hours(6));
+}
+
+#[tokio::test]
 async fn activities_indexed_after_the_first_reconciliation_are_found_by_the_second_a_day_later() {
     // GIVEN collection every 15 minutes, and an activity indexed 5 hours late: after its hour's
     // first reconciliation (about 2 h after the hour)
