@@ -375,6 +375,9 @@ fn to_item(
     if let Some(r) = state.rechecked_until {
         item.insert("rechecked_until".into(), s(r.to_string()));
     }
+    if let Some(t) = state.seen_from {
+        item.insert("seen_from".into(), s(t.to_string()));
+    }
     if let Some(p) = &state.archive_prefix {
         item.insert("archive_prefix".into(), s(p.clone()));
     }
@@ -461,6 +464,7 @@ fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Versioned, String
             reconciled_until: time("reconciled_until")?,
             rechecked_until: time("rechecked_until")?,
             archive_prefix: text("archive_prefix")?.cloned(),
+            seen_from: time("seen_from")?,
             canary: match item.get("canary") {
                 None => Vec::new(),
                 Some(AttributeValue::L(entries)) => entries
@@ -537,6 +541,7 @@ mod tests {
             reconciled_until: Some("2025-12-26T00:00:00Z".parse().unwrap()),
             rechecked_until: Some("2025-12-25T01:00:00Z".parse().unwrap()),
             archive_prefix: Some("anthropic/activity/".into()),
+            seen_from: Some("2026-01-01T00:00:00Z".parse().unwrap()),
             canary: vec![("req_1".into(), "2026-01-01T00:03:00.5Z".parse().unwrap())],
             backfills: vec![(
                 "2025-01-01T00:00:00Z".parse().unwrap(),

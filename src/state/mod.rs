@@ -32,6 +32,10 @@ pub struct SyncState {
     pub window: Option<Window>,
     /// Ids delivered within the overlap horizon.
     pub seen: SeenSet,
+    /// `seen` holds every id delivered with a `created_at` from this second on; it only moves
+    /// forward. No window starts before it, so a larger `OVERLAP_SECONDS` takes effect as the
+    /// memory grows into it, never by re-reading what the memory has forgotten.
+    pub seen_from: Option<Timestamp>,
     /// A batch being written: its objects may exist although their ids are not in `seen`.
     pub pending: Option<Pending>,
     /// Activities delivered by this stream since it began (informational).

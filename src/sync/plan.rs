@@ -39,14 +39,14 @@ pub fn plan(state: &SyncState, now: Timestamp, h: &Horizons, mode: &Mode) -> Opt
         // the watermark (less the overlap, whose ids the memory holds), never from the start.
         let start = match state.watermark {
             Some(w) if w >= to => return None,
-            Some(w) => w.checked_sub(signed(h.overlap)).ok()?.max(from),
+            Some(w) => w.checked_sub(signed(h.overlap)).ok()?.max(from).max(remembered(state)),
             None => from,
         };
         return (start < to).then_some(Window { from: start, to, cursor: None, position: None });
     }
     let to = floor_second(now.checked_sub(signed(h.settle)).ok()?);
     let from = match state.watermark {
-        Some(w) => w.checked_sub(signed(h.overlap)).ok()?,
+        Some(w) => w.checked_sub(signed(h.overlap)).ok()?.max(remembered(state)),
         None => now.checked_sub(signed(h.initial_lookback)).ok()?,
     };
     let from = floor_second(from);
@@ -54,6 +54,12 @@ pub fn plan(state: &SyncState, now: Timestamp, h: &Horizons, mode: &Mode) -> Opt
     // late-indexed activities may have appeared in it since. The watermark never moves back.
     let to = state.watermark.map_or(to, |w| to.max(w));
     (from < to).then_some(Window { from, to, cursor: None, position: None })
+}
+
+/// The earliest a window after the watermark may start: where the dedupe memory is complete from
+/// (a window re-reading further back would deliver again what it has forgotten).
+fn remembered(state: &SyncState) -> Timestamp {
+    state.seen_from.unwrap_or(Timestamp::MIN)
 }
 
 /// Where a live window ends now: the settle line, in whole seconds.

@@ -422,11 +422,11 @@ where
             if done {
                 state.watermark = Some(window.to);
                 state.window = None;
-                state.seen.prune_before(next_overlap_start);
+                forget_before(state, next_overlap_start);
                 self.settle_canary(state, progress);
             } else {
                 let keep_from = page_start.or(window.position).unwrap_or(window.from);
-                state.seen.prune_before(keep_from.min(next_overlap_start));
+                forget_before(state, keep_from.min(next_overlap_start));
                 state.window = Some(window.clone());
             }
             if !self.settings.dry_run {
@@ -776,6 +776,14 @@ const RECONCILE_HOURS_PER_RUN: usize = 2;
 
 /// How many hours before the first window's end are reconciled.
 const RECONCILE_FIRST_HOURS: jiff::SignedDuration = jiff::SignedDuration::from_hours(2);
+
+/// Prunes the dedupe memory to the ids created from `cutoff`'s second on, and records from when it
+/// is complete.
+fn forget_before(state: &mut SyncState, cutoff: Timestamp) {
+    state.seen.prune_before(cutoff);
+    let cutoff = floor_second(cutoff);
+    state.seen_from = Some(state.seen_from.map_or(cutoff, |from| from.max(cutoff)));
+}
 
 fn floor_hour(t: Timestamp) -> Timestamp {
     Timestamp::from_second(t.as_second() - t.as_second().rem_euclid(3600)).unwrap_or(t)

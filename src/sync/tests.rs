@@ -830,6 +830,35 @@ async fn activities_indexed_later_than_the_overlap_are_found_by_reconciliation_a
 }
 
 #[tokio::test]
+async fn a_larger_overlap_never_rereads_what_the_memory_has_forgotten() {
+    // GIVEN an hour collected every 5 minutes with a 15-minute overlap
+    let mut w = World::new("2026-01-01T00:00:00Z", 5000);
+    let start = w.clock.now();
+    for i in 0..(3 * 60) {
+        w.feed.add(&format!("a{i:03}"), start + minutes(i), true);
+    }
+    for _ in 0..12 {
+        w.clock.advance(Duration::from_secs(300));
+        w.run().await.unwrap();
+    }
+    // WHEN the overlap is raised to an hour and collection goes on
+    w.settings.horizons.overlap = Duration::from_secs(3600);
+    let mut windows = Vec::new();
+    for _ in 0..18 {
+        w.clock.advance(Duration::from_secs(300));
+        let report = w.run().await.unwrap();
+        windows.push((report.window_from.unwrap(), report.watermark.unwrap()));
+    }
+    // THEN nothing is delivered twice, and the re-read stretch grows to the new overlap
+    w.assert_no_duplicates();
+    let (first_from, first_watermark) = windows[0];
+    assert!(first_from >= first_watermark - minutes(25), "{windows:?}");
+    let (last_from, _) = windows[17];
+    let previous_watermark = windows[16].1;
+    assert_eq!(last_from, previous_watermark - minutes(60), "{windows:?}");
+}
+
+#[tokio::test]
 async fn a_change_of_output_prefix_does_not_have_the_hours_under_the_old_one_written_again() {
     // GIVEN four hours collected every 5 minutes under one prefix, their hours not yet reconciled
     let mut w = World::new("2026-01-01T00:00:00Z", 5000);
