@@ -130,7 +130,7 @@ impl StateStore for DynamoStore {
         };
         match chunked {
             None => self.remember(stream, None),
-            Some((Ok(generation), Ok(count))) => {
+            Some((Ok(generation), Ok(count))) if count <= MAX_CHUNKS => {
                 let bytes = self.load_chunks(stream, generation, count).await?;
                 loaded.state.seen =
                     SeenSet::decode(&bytes).map_err(|e| corrupt(stream, e.to_string()))?;
@@ -138,7 +138,12 @@ impl StateStore for DynamoStore {
                 self.remember(stream, Some(Chunks { generation, count, digest }));
             }
             Some(_) => {
-                return Err(corrupt(stream, "seen_generation or seen_chunks is not a number"));
+                return Err(corrupt(
+                    stream,
+                    format!(
+                        "seen_generation or seen_chunks is not a number of at most {MAX_CHUNKS}"
+                    ),
+                ));
             }
         }
         Ok(Some(loaded))
