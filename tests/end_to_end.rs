@@ -65,14 +65,7 @@ async fn runs_deliver_every_activity_exactly_once_as_new_and_late_ones_arrive() 
             .await
             .unwrap();
     assert_eq!(sum, Some(total as f64));
-    let points = aws::metric_datapoints(
-        &stack.clients.cloudwatch,
-        &stack.namespace,
-        "EventsProcessed",
-        &dims,
-    )
-    .await
-    .unwrap();
+    let points = stack.metric_points("EventsProcessed").await;
     assert_eq!(points.len(), 3, "one datapoint per run: {points:?}");
 }
 
@@ -142,15 +135,7 @@ async fn missing_secret_missing_bucket_and_placeholder_fail_and_change_nothing()
             "{expected}: the state item must not be touched"
         );
         // AND the run still counts: zero events processed, so the alarm sees a failing run
-        let dims = [("FunctionName", stack.function.function_name())];
-        let points = aws::metric_datapoints(
-            &stack.clients.cloudwatch,
-            &stack.namespace,
-            "EventsProcessed",
-            &dims,
-        )
-        .await
-        .unwrap();
+        let points = stack.metric_points("EventsProcessed").await;
         assert_eq!(points, [0.0], "{expected}: one zero datapoint");
     }
 }

@@ -395,6 +395,13 @@ async fn fixed_answer(response: String) -> (String, Arc<AtomicU32>) {
     (base_url, requests)
 }
 
+/// One fetch of the last hour, with the test key, from the server at `base_url`.
+async fn fetch_once(base_url: &str) -> Result<Page, FeedError> {
+    let http = HttpClient::new(&base_url.parse().unwrap(), 600, SystemClock, FAST).unwrap();
+    let key = parse_secret(KEY).unwrap();
+    http.with_key(&key).fetch(&query(hours_ago(1), hours_ago(0), 10), deadline(10)).await.0
+}
+
 #[tokio::test]
 async fn a_redirect_is_not_followed_so_the_key_goes_nowhere_else() {
     // GIVEN an address that redirects every request to another server (here the simulator)
@@ -404,11 +411,8 @@ async fn a_redirect_is_not_followed_so_the_key_goes_nowhere_else() {
         "HTTP/1.1 307 Temporary Redirect\r\nlocation: {target}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
     ))
     .await;
-    let http = HttpClient::new(&base_url.parse().unwrap(), 600, SystemClock, FAST).unwrap();
-    let key = parse_secret(KEY).unwrap();
     // WHEN the collector fetches from it
-    let (result, _) =
-        http.with_key(&key).fetch(&query(hours_ago(1), hours_ago(0), 10), deadline(10)).await;
+    let result = fetch_once(&base_url).await;
     // THEN the fetch fails, naming the target, and the key never reached the other server
     match result {
         Err(FeedError::Unavailable { last, .. }) => assert!(last.contains(&target), "{last}"),
@@ -425,11 +429,8 @@ async fn an_absurd_retry_after_is_capped_not_a_crash() {
         "HTTP/1.1 429 Too Many Requests\r\nretry-after: 1e30\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".into(),
     )
     .await;
-    let http = HttpClient::new(&base_url.parse().unwrap(), 600, SystemClock, FAST).unwrap();
-    let key = parse_secret(KEY).unwrap();
     // WHEN the collector fetches
-    let (result, _) =
-        http.with_key(&key).fetch(&query(hours_ago(1), hours_ago(0), 10), deadline(10)).await;
+    let result = fetch_once(&base_url).await;
     // THEN it stops as rate-limited, the wait capped at an hour, without waiting or panicking
     match result {
         Err(FeedError::RateLimited { retry_after }) => {

@@ -221,6 +221,14 @@ impl Stack {
             .collect()
     }
 
+    /// The datapoints of one of this function's metrics (dimension `FunctionName` only).
+    pub async fn metric_points(&self, name: &str) -> Vec<f64> {
+        let dims = [("FunctionName", self.function.function_name())];
+        aws::metric_datapoints(&self.clients.cloudwatch, &self.namespace, name, &dims)
+            .await
+            .unwrap()
+    }
+
     /// The live state item's attributes as stored, rendered as text.
     pub async fn state_item(&self) -> Option<BTreeMap<String, String>> {
         let item = aws::get_item(&self.clients.dynamodb, &self.table, "live").await.unwrap()?;
