@@ -106,6 +106,9 @@ invoke: $(SAM_STAMP) ## Invoke the deployed function with EVENT (default events/
 	$(SAM_VENV)/bin/python -m json.tool "$$out"; \
 	if [ "$$err" != None ]; then \
 		echo "the run failed: look up its errorType in docs/runbook.md (details: make logs)" >&2; exit 1; \
+	fi; \
+	if $(SAM_VENV)/bin/python -c 'import json,sys; d = json.load(open(sys.argv[1])); sys.exit(isinstance(d, dict) and d.get("status") == "failed")' "$$out"; then :; else \
+		echo "verify found a failing check: each has its remedy above" >&2; exit 1; \
 	fi
 
 logs: $(SAM_STAMP) ## Tail the function's logs (sam logs --tail)
