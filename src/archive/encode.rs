@@ -65,16 +65,9 @@ impl Encoder {
         tag: Option<&str>,
         activities: &[&Activity],
     ) -> io::Result<Vec<EncodedObject>> {
-        let mut objects = Vec::new();
-        let mut start = 0;
-        while start < activities.len() {
-            let hour = hour_of(activities[start].created_at);
-            let len =
-                activities[start..].iter().take_while(|a| hour_of(a.created_at) == hour).count();
-            objects.push(self.encode_object(prefix, tag, &activities[start..start + len])?);
-            start += len;
-        }
-        Ok(objects)
+        hour_groups(activities)
+            .map(|group| self.encode_object(prefix, tag, &activities[group]))
+            .collect()
     }
 
     /// Encodes one non-empty group of activities of the same hour as one gzip member: the header,
@@ -136,23 +129,22 @@ pub fn encode_batch(
 /// backfill can span thousands of hours: each run is written under its own write intent, whose
 /// keys must fit in the state item and whose writes must fit in the write window.
 pub fn split_by_objects(activities: &[&Activity], max_objects: usize) -> Vec<Range<usize>> {
-    let mut runs = Vec::new();
-    let (mut start, mut objects, mut hour) = (0, 0, None);
-    for (i, a) in activities.iter().enumerate() {
-        let h = hour_of(a.created_at);
-        if hour != Some(h) {
-            hour = Some(h);
-            if objects == max_objects.max(1) {
-                runs.push(start..i);
-                (start, objects) = (i, 0);
-            }
-            objects += 1;
-        }
-    }
-    if start < activities.len() {
-        runs.push(start..activities.len());
-    }
-    runs
+    let groups: Vec<Range<usize>> = hour_groups(activities).collect();
+    groups
+        .chunks(max_objects.max(1))
+        .filter_map(|run| Some(run.first()?.start..run.last()?.end))
+        .collect()
+}
+
+/// The consecutive runs of activities of one event hour: one object each.
+fn hour_groups(activities: &[&Activity]) -> impl Iterator<Item = Range<usize>> {
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        let hour = hour_of(activities.get(start)?.created_at);
+        let len = activities[start..].iter().take_while(|a| hour_of(a.created_at) == hour).count();
+        start += len;
+        Some(start - len..start)
+    })
 }
 
 /// The UTC hour an activity belongs to, as hours since the epoch.

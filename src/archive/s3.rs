@@ -23,6 +23,11 @@ use super::{EncodedObject, ObjectSink, PutOutcome, SinkError};
 /// Where the collector keeps a probe key: under a `_` segment, which query engines skip.
 pub const PROBE_KEY: &str = "_collector/probe";
 
+/// The probe key under `prefix`.
+pub fn probe_key(prefix: &str) -> String {
+    format!("{prefix}{PROBE_KEY}")
+}
+
 pub struct S3Sink {
     client: Client,
     bucket: String,
@@ -125,9 +130,7 @@ impl S3Sink {
             }
         }
     }
-}
 
-impl S3Sink {
     /// Whether `key` is listed: the first key of a listing by the key itself is the key if it
     /// exists (any other key with that prefix sorts after it).
     async fn exists(&self, key: &str) -> Result<bool, SinkError> {
@@ -150,7 +153,7 @@ impl ObjectSink for S3Sink {
     /// condition, so "already there" proves it too). After that, one read per run: the bucket may
     /// have gone since.
     async fn probe(&self) -> Result<(), SinkError> {
-        let key = format!("{}{PROBE_KEY}", self.prefix);
+        let key = probe_key(&self.prefix);
         if !self.write_checked.load(Ordering::Relaxed) {
             return match self.put_if_absent(&key, Bytes::new(), "text/plain", &[], None).await {
                 Ok(_) => {

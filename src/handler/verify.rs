@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::Collector;
 use crate::archive::ObjectSink;
-use crate::archive::s3::PROBE_KEY;
+use crate::archive::s3::probe_key;
 use crate::clock::{Clock, Deadline};
 use crate::feed::{ActivityFeed, PageQuery};
 use crate::secrets::{ApiKey, SecretSource};
@@ -42,12 +42,10 @@ impl Check {
         Check { check, ok: true, detail: detail.into(), remedy: None }
     }
     fn failed(check: &'static str, error: &dyn std::error::Error, remedy: &str) -> Check {
-        Check {
-            check,
-            ok: false,
-            detail: crate::feed::http::error_chain(error),
-            remedy: Some(remedy.to_owned()),
-        }
+        Check::failing(check, crate::feed::http::error_chain(error), remedy)
+    }
+    fn failing(check: &'static str, detail: impl Into<String>, remedy: &str) -> Check {
+        Check { check, ok: false, detail: detail.into(), remedy: Some(remedy.to_owned()) }
     }
 }
 
@@ -103,12 +101,7 @@ where
                     Err(e) => checks.push(Check::failed("api", &e, "a 401 means the key is wrong or revoked: create a Compliance Access Key (claude.ai, primary owner) or an Admin API key (Claude Console, after enabling the Compliance API) and store it; a 403 means it lacks read:compliance_activities")),
                 }
             }
-            None => checks.push(Check {
-                check: "api",
-                ok: false,
-                detail: "not tried: no key".into(),
-                remedy: Some("fix the secret first".into()),
-            }),
+            None => checks.push(Check::failing("api", "not tried: no key", "fix the secret first")),
         }
 
         // 3. The bucket: one marker under the `_` area of the prefix, written and read back (runs
@@ -119,8 +112,7 @@ where
         let bucket = &self.config.output_bucket;
         if dry_run {
             // A read of the probe key: the run's own probe writes it.
-            let probe = format!("{}{PROBE_KEY}", self.config.output_prefix);
-            match self.sink.get(&probe).await {
+            match self.sink.get(&probe_key(&self.config.output_prefix)).await {
                 Ok(_) => checks.push(Check::ok(
                     "bucket",
                     format!("s3://{bucket} exists and can be read (dry run: nothing written)"),
@@ -140,12 +132,11 @@ where
                     "bucket",
                     format!("wrote and read back s3://{bucket}/{marker}"),
                 )),
-                Ok(None) => checks.push(Check {
-                    check: "bucket",
-                    ok: false,
-                    detail: format!("wrote s3://{bucket}/{marker} but cannot read it back"),
-                    remedy: Some(bucket_remedy.to_owned()),
-                }),
+                Ok(None) => checks.push(Check::failing(
+                    "bucket",
+                    format!("wrote s3://{bucket}/{marker} but cannot read it back"),
+                    bucket_remedy,
+                )),
                 Err(e) => checks.push(Check::failed("bucket", &e, bucket_remedy)),
             }
         }
@@ -182,15 +173,9 @@ where
 
         // 5. The metrics: a put is the only way to check the permission.
         if dry_run {
-            checks.push(Check {
-                check: "metrics",
-                ok: true,
-                detail: format!(
-                    "not tried (dry run: nothing put in {})",
-                    self.config.metric_namespace
-                ),
-                remedy: None,
-            });
+            let detail =
+                format!("not tried (dry run: nothing put in {})", self.config.metric_namespace);
+            checks.push(Check::ok("metrics", detail));
         } else {
             let namespace = &self.config.metric_namespace;
             let remedy = "grant cloudwatch:PutMetricData with the condition cloudwatch:namespace = METRIC_NAMESPACE";

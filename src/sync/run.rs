@@ -273,7 +273,7 @@ where
             matches!(self.report.stop_reason, Some(StopReason::CaughtUp | StopReason::NothingNew));
         if self.settings.mode == Mode::Live && caught_up && !self.settings.dry_run {
             if self.follow_prefix_change(&mut state) {
-                progress.version = Some(self.commit(&mut state, progress.version).await?);
+                self.save(&mut state, &mut progress).await?;
             }
             for pass in ReconcilePass::ALL {
                 self.reconcile(&mut state, &mut progress, pass).await?;
@@ -401,9 +401,7 @@ where
             if self.write_batches(state, progress, &fresh).await? == Written::Partly {
                 // The window as it stood before this page: the next run reads the page again.
                 state.window = Some(window.clone());
-                if !self.settings.dry_run {
-                    progress.version = Some(self.commit(state, progress.version).await?);
-                }
+                self.save(state, progress).await?;
                 return Ok(StopReason::Deadline);
             }
 
@@ -429,9 +427,7 @@ where
                 forget_before(state, keep_from.min(next_overlap_start));
                 state.window = Some(window.clone());
             }
-            if !self.settings.dry_run {
-                progress.version = Some(self.commit(state, progress.version).await?);
-            }
+            self.save(state, progress).await?;
             self.report.watermark = state.watermark;
             if done {
                 return Ok(StopReason::CaughtUp);
@@ -490,7 +486,7 @@ where
                 lease_until,
                 run_id: self.settings.run_id.clone(),
             });
-            progress.version = Some(self.commit(state, progress.version).await?);
+            self.save(state, progress).await?;
             let last_put_start = lease_until - signed(WRITE_LEASE - WRITE_WINDOW);
             for object in &objects {
                 if self.clock.now() >= last_put_start {
@@ -584,7 +580,7 @@ where
                     );
                     self.report.late_beyond_overlap += missing.activities.len() as u64;
                     let written = self.write_batches(state, progress, &missing).await?;
-                    progress.version = Some(self.commit(state, progress.version).await?);
+                    self.save(state, progress).await?;
                     if written == Written::Partly {
                         // The hour is read again next run, its archive with what was written.
                         return Ok(());
@@ -596,9 +592,7 @@ where
                 }
             }
             *pass.marker(state) = Some(end);
-            if !self.settings.dry_run {
-                progress.version = Some(self.commit(state, progress.version).await?);
-            }
+            self.save(state, progress).await?;
         }
         Ok(())
     }
@@ -724,6 +718,15 @@ where
     fn switched_off(&mut self, id: &str) {
         tracing::error!(activity = %id, "the Compliance API or its logging was switched off: activities in the gap can never be recovered");
         self.report.compliance_logging_disabled += 1;
+    }
+
+    /// Commits the state on the version this run holds, and holds the new one; a dry run
+    /// commits nothing.
+    async fn save(&self, state: &mut SyncState, progress: &mut Progress) -> Result<(), SyncError> {
+        if !self.settings.dry_run {
+            progress.version = Some(self.commit(state, progress.version).await?);
+        }
+        Ok(())
     }
 
     async fn commit(&self, state: &mut SyncState, expected: Option<u64>) -> Result<u64, SyncError> {
