@@ -22,8 +22,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 
+use super::seen::SeenSet;
 use super::{Pending, StateError, StateStore, SyncState, Versioned, Window};
-use crate::sync::seen::SeenSet;
 
 /// DynamoDB's item size limit, less room for attribute names and rounding.
 const ITEM_LIMIT: usize = 400 * 1024 - 2048;
@@ -519,7 +519,7 @@ fn item_size(item: &HashMap<String, AttributeValue>) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::seen::id_hash;
+    use crate::state::seen::id_hash;
 
     #[test]
     fn every_field_round_trips_through_the_item() {

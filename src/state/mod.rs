@@ -7,12 +7,13 @@
 //! runs can never both advance from the same state.
 
 pub mod dynamodb;
+pub mod seen;
 
 use std::future::Future;
 
 use jiff::Timestamp;
 
-use crate::sync::seen::SeenSet;
+use seen::SeenSet;
 
 /// The partition key of the scheduled collection's state item; a backfill's is
 /// [`backfill_stream`].

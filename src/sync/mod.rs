@@ -4,7 +4,6 @@
 
 pub mod plan;
 pub mod run;
-pub mod seen;
 pub mod signals;
 #[cfg(test)]
 mod tests;

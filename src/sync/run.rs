@@ -24,7 +24,6 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::plan::{Horizons, Mode, floor_second, plan, settle_line, signed};
-use super::seen::id_hash;
 use super::signals::{canary_request_id, disables_compliance_logging};
 use super::{ObjectRecord, PageRecord, RunReport, StopReason};
 use crate::archive::key::partition;
@@ -36,6 +35,7 @@ use crate::clock::{Clock, Deadline};
 #[cfg(doc)]
 use crate::feed::PAGE_LIMIT;
 use crate::feed::{Activity, ActivityFeed, FeedError, Page, PageError, PageQuery, RequestStats};
+use crate::state::seen::id_hash;
 use crate::state::{Pending, StateError, StateStore, SyncState, Window};
 
 /// How long a batch's write intent excludes other runs. The writer starts no put after

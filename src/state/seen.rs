@@ -1,4 +1,5 @@
 //! The dedupe memory: which activity ids were already delivered, over the overlap horizon only.
+//! It lives in the state ([`super::SyncState::seen`]) and is stored and committed with it.
 //!
 //! Each entry is an 8-byte id hash (the first 8 bytes of the id's SHA-256) with the activity's
 //! `created_at` in whole seconds, so entries older than the horizon can be pruned and the state
@@ -156,10 +157,13 @@ mod tests {
 
     #[test]
     fn hashes_are_stable_across_releases() {
-        // A changed hash would make every stored seen-set useless: pin it.
+        // GIVEN ids whose SHA-256 is known (`printf %s ID | sha256sum`, first 16 hex digits)
+        // WHEN they are hashed
+        // THEN the dedupe key is the digest's first 8 bytes, big-endian: a changed hash would make
+        // every stored seen-set useless, so it is pinned
         assert_eq!(
-            id_hash("activity_01XyDMpzjS89pFZXqSFUBDr6"),
-            id_hash("activity_01XyDMpzjS89pFZXqSFUBDr6")
+            format!("{:016x}", id_hash("activity_01XyDMpzjS89pFZXqSFUBDr6")),
+            "f079f8b7359c6701"
         );
         assert_eq!(format!("{:016x}", id_hash("")), "e3b0c44298fc1c14");
     }
