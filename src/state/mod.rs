@@ -142,6 +142,11 @@ pub mod memory {
     use super::*;
     use std::sync::Mutex;
 
+    /// Runs at the start of every commit with the item of the stream committed, as the world
+    /// outside a run would act then: a rival run's commit (change the item), a slow table (move a
+    /// clock).
+    pub type CommitHook = Box<dyn FnMut(&mut Option<Versioned>) + Send>;
+
     #[derive(Default)]
     pub struct MemoryStore {
         /// The live stream's item; other streams live in `others`.
@@ -152,11 +157,23 @@ pub mod memory {
         pub fail_commit: Mutex<Option<u32>>,
         /// The most keys any committed write intent held.
         pub max_intent_keys: Mutex<usize>,
+        pub on_commit: Mutex<Option<CommitHook>>,
     }
 
     impl MemoryStore {
         pub fn state(&self) -> Option<SyncState> {
             self.item.lock().unwrap().as_ref().map(|v| v.state.clone())
+        }
+
+        /// Installs the hook every later commit runs first.
+        pub fn on_commit(&self, hook: impl FnMut(&mut Option<Versioned>) + Send + 'static) {
+            *self.on_commit.lock().unwrap() = Some(Box::new(hook));
+        }
+
+        fn run_hook(&self, item: &mut Option<Versioned>) {
+            if let Some(hook) = self.on_commit.lock().unwrap().as_mut() {
+                hook(item);
+            }
         }
     }
 
@@ -179,13 +196,17 @@ pub mod memory {
             drop(max_intent_keys);
             if stream != LIVE_STREAM {
                 let mut others = self.others.lock().unwrap();
-                if others.get(stream).map(|v| v.version) != expected {
+                let mut item = others.remove(stream);
+                self.run_hook(&mut item);
+                if item.as_ref().map(|v| v.version) != expected {
+                    others.extend(item.map(|v| (stream.to_owned(), v)));
                     return Err(StateError::Conflict { expected });
                 }
                 let version = expected.unwrap_or(0) + 1;
                 others.insert(stream.to_owned(), Versioned { state: state.clone(), version });
                 return Ok(version);
             }
+            self.run_hook(&mut self.item.lock().unwrap());
             let mut n = self.commits.lock().unwrap();
             *n += 1;
             if *self.fail_commit.lock().unwrap() == Some(*n) {

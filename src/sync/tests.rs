@@ -493,15 +493,15 @@ async fn a_switch_off_in_a_batch_whose_commit_was_lost_is_still_signalled_when_r
 #[tokio::test]
 async fn a_writer_past_its_write_window_stops_before_the_next_put() {
     // GIVEN a state store so slow that the write window has passed when the intent is committed
-    let mut w = World::new("2026-01-02T00:00:00Z", 5000);
+    let w = World::new("2026-01-02T00:00:00Z", 5000);
     w.feed.add("a", w.clock.now() - minutes(10), true);
-    let store = SlowCommitStore { inner: &w.store, clock: w.clock, delay: run::WRITE_WINDOW };
-    let now = w.clock.now();
-    let deadline = Deadline::new(now, now + minutes(5));
-    let failed = run(&w.feed, &w.sink, &store, w.clock, deadline, &w.settings).await.unwrap_err();
+    let clock = w.clock;
+    w.store.on_commit(move |_| clock.advance(run::WRITE_WINDOW));
+    // WHEN a run writes the page
+    let failed = w.run().await.unwrap_err();
+    // THEN it fails on the lease before putting the object
     assert!(matches!(failed.error, SyncError::LeaseExpired { .. }), "{failed}");
     assert!(w.sink.ids().is_empty());
-    let _ = &mut w;
 }
 
 /// A sparse organization's history: one activity an hour for `hours` hours before `now`.
@@ -532,14 +532,13 @@ async fn a_page_spanning_hundreds_of_hours_is_written_in_batches_that_fit_the_st
 async fn a_deadline_between_batches_of_a_page_stops_resumably_and_reads_the_page_again() {
     // GIVEN one page of 700 hours (11 write intents), and a state store that takes 8 s a commit
     let w = sparse_world(700);
-    let store = SlowCommitStore { inner: &w.store, clock: w.clock, delay: Duration::from_secs(8) };
+    let clock = w.clock;
+    w.store.on_commit(move |_| clock.advance(Duration::from_secs(8)));
     let mut stops = Vec::new();
     let mut first_window = None;
     for _ in 0..20 {
         // WHEN runs of one minute each (a stop margin of 2 s) collect it
-        let now = w.clock.now();
-        let deadline = Deadline::new(now, now + minutes(1));
-        let report = run(&w.feed, &w.sink, &store, w.clock, deadline, &w.settings).await.unwrap();
+        let report = w.run_for(Duration::from_secs(60)).await.unwrap();
         stops.push((report.stop_reason, report.delivered, report.duplicates_dropped));
         if stops.len() == 1 {
             first_window = w.store.state().unwrap().window;
@@ -564,30 +563,6 @@ async fn a_deadline_between_batches_of_a_page_stops_resumably_and_reads_the_page
     w.assert_no_gaps(w.clock.now() - minutes(3));
 }
 
-struct SlowCommitStore<'a> {
-    inner: &'a MemoryStore,
-    clock: &'static FakeClock,
-    delay: Duration,
-}
-
-impl crate::state::StateStore for SlowCommitStore<'_> {
-    async fn load(
-        &self,
-        stream: &str,
-    ) -> Result<Option<crate::state::Versioned>, crate::state::StateError> {
-        self.inner.load(stream).await
-    }
-    async fn commit(
-        &self,
-        stream: &str,
-        state: &crate::state::SyncState,
-        expected: Option<u64>,
-    ) -> Result<u64, crate::state::StateError> {
-        self.clock.advance(self.delay);
-        self.inner.commit(stream, state, expected).await
-    }
-}
-
 #[tokio::test]
 async fn a_run_that_loses_the_compare_and_swap_stops_without_writing() {
     // GIVEN a stored state at version 1
@@ -596,39 +571,17 @@ async fn a_run_that_loses_the_compare_and_swap_stops_without_writing() {
     w.feed.add("a", w.clock.now() - minutes(1), true);
     w.clock.advance(Duration::from_secs(300));
     // WHEN another run commits between this run's load and its first commit
-    let store = RacingStore { inner: &w.store, raced: Mutex::new(false) };
-    let now = w.clock.now();
-    let deadline = Deadline::new(now, now + minutes(5));
-    let failed = run(&w.feed, &w.sink, &store, w.clock, deadline, &w.settings).await.unwrap_err();
+    let mut raced = false;
+    w.store.on_commit(move |item| {
+        if let Some(rival) = item.as_mut().filter(|_| !std::mem::replace(&mut raced, true)) {
+            rival.state.updated_by = Some("rival".into());
+            rival.version += 1;
+        }
+    });
+    let failed = w.run().await.unwrap_err();
     // THEN it fails as a concurrent run and wrote nothing
     assert!(matches!(failed.error, SyncError::State(crate::state::StateError::Conflict { .. })));
     assert!(w.sink.ids().is_empty());
-}
-
-struct RacingStore<'a> {
-    inner: &'a MemoryStore,
-    raced: Mutex<bool>,
-}
-
-impl crate::state::StateStore for RacingStore<'_> {
-    async fn load(
-        &self,
-        stream: &str,
-    ) -> Result<Option<crate::state::Versioned>, crate::state::StateError> {
-        self.inner.load(stream).await
-    }
-    async fn commit(
-        &self,
-        stream: &str,
-        state: &crate::state::SyncState,
-        expected: Option<u64>,
-    ) -> Result<u64, crate::state::StateError> {
-        if !std::mem::replace(&mut *self.raced.lock().unwrap(), true) {
-            let current = self.inner.load(stream).await?.unwrap();
-            self.inner.commit(stream, &current.state, Some(current.version)).await?;
-        }
-        self.inner.commit(stream, state, expected).await
-    }
 }
 
 #[tokio::test]
