@@ -32,7 +32,8 @@ pub struct PageQuery {
 /// What the collector asks for per page: the API's maximum, so a poll costs one or two requests.
 pub const PAGE_LIMIT: u32 = 5000;
 
-/// What the feed reports about the requests it made for one page, for logs, metrics and summaries.
+/// What the feed reports about the requests it made for one page, for logs, metrics and summaries;
+/// a run adds them up in its report ([`crate::sync::RunReport::add`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestStats {
     /// Every HTTP request sent, retries included.
@@ -50,20 +51,6 @@ pub struct RequestStats {
     /// The `request-id` and time of every page served (2xx): each is recorded by the API as a
     /// `compliance_api_accessed` activity (the canary).
     pub responses: Vec<(String, Timestamp)>,
-}
-
-impl RequestStats {
-    /// Adds another fetch's counts; the last request id and rate-limit reading win.
-    pub fn absorb(&mut self, other: RequestStats) {
-        self.requests += other.requests;
-        self.throttled += other.throttled;
-        self.server_errors += other.server_errors;
-        self.client_errors += other.client_errors;
-        self.transport_errors += other.transport_errors;
-        self.request_id = other.request_id.or(self.request_id.take());
-        self.rate_limit_remaining = other.rate_limit_remaining.or(self.rate_limit_remaining);
-        self.responses.extend(other.responses);
-    }
 }
 
 /// The port the sync core fetches through.

@@ -25,7 +25,7 @@ use jiff::Timestamp;
 
 use super::plan::{Horizons, Mode, floor_second, plan, settle_line, signed};
 use super::signals::{canary_request_id, disables_compliance_logging};
-use super::{ObjectRecord, PageRecord, RunReport, StopReason};
+use super::{PageRecord, RunReport, StopReason};
 use crate::archive::key::partition;
 use crate::archive::{
     Encoder, ObjectSink, PutOutcome, SinkError, decode_activities, read_activities,
@@ -34,7 +34,7 @@ use crate::archive::{
 use crate::clock::{Clock, Deadline};
 #[cfg(doc)]
 use crate::feed::PAGE_LIMIT;
-use crate::feed::{Activity, ActivityFeed, FeedError, Page, PageError, PageQuery, RequestStats};
+use crate::feed::{Activity, ActivityFeed, FeedError, Page, PageError, PageQuery};
 use crate::state::seen::id_hash;
 use crate::state::{Pending, StateError, StateStore, SyncState, Window};
 
@@ -339,7 +339,7 @@ where
                 limit: self.settings.page_limit,
             };
             let (fetched, stats) = self.feed.fetch(&query, self.deadline).await;
-            self.absorb(stats);
+            self.report.add(stats);
             let page = match fetched {
                 Ok(page) => page,
                 Err(FeedError::DeadlineReached) => return Ok(StopReason::Deadline),
@@ -476,7 +476,7 @@ where
             .map_err(SyncError::Encode)?;
         if self.settings.dry_run {
             for object in &objects {
-                self.record_object(object, PutOutcome::Created);
+                self.report.record_object(object, PutOutcome::Created);
             }
         } else {
             // Intent first: from here the objects may exist while their ids are not in `seen`.
@@ -496,7 +496,7 @@ where
                 if outcome == PutOutcome::AlreadyPresent {
                     tracing::info!(key = %object.key, "object already present; not written again");
                 }
-                self.record_object(object, outcome);
+                self.report.record_object(object, outcome);
             }
         }
         for (&hash, a) in hashes.iter().zip(activities) {
@@ -553,7 +553,7 @@ where
                     limit: self.settings.page_limit,
                 };
                 let (fetched, stats) = self.feed.fetch(&query, self.deadline).await;
-                self.absorb(stats);
+                self.report.add(stats);
                 let page = match fetched {
                     Ok(page) => page,
                     Err(FeedError::DeadlineReached | FeedError::RateLimited { .. }) => {
@@ -648,39 +648,6 @@ where
             }));
         }
         Ok(())
-    }
-
-    fn absorb(&mut self, stats: RequestStats) {
-        let r = &mut self.report;
-        r.requests += stats.requests;
-        r.throttled += stats.throttled;
-        r.api_server_errors += stats.server_errors;
-        r.api_client_errors += stats.client_errors;
-        r.api_transport_errors += stats.transport_errors;
-        if stats.request_id.is_some() {
-            r.last_request_id = stats.request_id;
-        }
-        r.rate_limit_remaining = stats.rate_limit_remaining.or(r.rate_limit_remaining);
-        r.responses.extend(stats.responses);
-    }
-
-    fn record_object(&mut self, object: &crate::archive::EncodedObject, outcome: PutOutcome) {
-        match outcome {
-            PutOutcome::Created => {
-                self.report.objects_written += 1;
-                self.report.bytes_written += object.body.len() as u64;
-            }
-            PutOutcome::AlreadyPresent => self.report.objects_already_present += 1,
-        }
-        self.report.object_log.push(ObjectRecord {
-            key: object.key.clone(),
-            activities: object.activities,
-            first_id: object.first_id.clone(),
-            last_id: object.last_id.clone(),
-            sha256: hex(&object.sha256),
-            bytes: object.body.len() as u64,
-            already_present: outcome == PutOutcome::AlreadyPresent,
-        });
     }
 
     /// Accounts for the objects of an interrupted batch: those that exist are delivered, so their
@@ -802,7 +769,3 @@ fn ceil_hour(t: Timestamp) -> Timestamp {
 const CANARY_GRACE_SECS: i64 = 60;
 /// At most this many canary ids are remembered.
 const CANARY_KEEP: usize = 32;
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
