@@ -6,7 +6,7 @@
 //! here rather than against the real API. Use it in-process ([`Simulator::spawn`]) or as the
 //! `compliance-sim` binary driven through the `/_sim/` control endpoints.
 //!
-//! Layout: pure parts (`query`, `cursor`, `page`, `ratelimit`, `generate`, `faults`) decide;
+//! Layout: pure parts (`query`, `cursor`, `page`, `ratelimit`, `generate`, `seed`, `faults`) decide;
 //! `simulator` holds the shared state; `feed` answers a request in the API's order of checks;
 //! `http` and `control` are the axum edge; `cli` parses the binary's arguments.
 //!
@@ -40,6 +40,7 @@ mod query;
 mod ratelimit;
 mod reply;
 mod rng;
+mod seed;
 mod simulator;
 mod store;
 mod timefmt;
@@ -49,5 +50,6 @@ pub use faults::{Fault, RecordField};
 pub use feed::{API_VERSION, FEED_PATH};
 pub use generate::{ACTIVITY_TYPES, GenerateSpec};
 pub use http::SimServer;
+pub use seed::{Seed, SeedError};
 pub use simulator::{RequestRecord, SimActivity, Simulator};
 pub use store::InsertError;

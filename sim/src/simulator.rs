@@ -19,6 +19,7 @@ use crate::faults::Fault;
 use crate::generate::{GenerateSpec, Generator};
 use crate::ratelimit::RateLimiter;
 use crate::rng::{Rng, base62_fixed, splitmix64};
+use crate::seed::{Seed, SeedError, overlay};
 use crate::store::{InsertError, Record, Store};
 
 /// A strict, in-memory Compliance API Activity Feed.
@@ -151,6 +152,18 @@ impl Simulator {
         let record = Record::from_raw(raw_json, !hidden)?;
         let id = record.id().to_owned();
         self.lock().store.insert(record)?;
+        Ok(id)
+    }
+
+    /// Adds one hand-picked activity (a [`Seed`]: type, instant, the fields that matter; the
+    /// rest generated); returns its id. Draws from the generation stream like `generate`.
+    pub fn seed(&self, seed: &Seed) -> Result<String, SeedError> {
+        let mut state = self.lock();
+        let State { store, generator, .. } = &mut *state;
+        let (id, raw) =
+            generator.typed(&seed.activity_type, seed.created_at, |id| store.contains_id(id));
+        let raw = overlay(&raw, &seed.fields)?;
+        store.insert(Record::from_raw(&raw, !seed.hidden)?)?;
         Ok(id)
     }
 

@@ -8,6 +8,7 @@
 //! - `access_log`: the `compliance_api_accessed` record of each request
 //! - `faults`: the scripted fault queue
 //! - `determinism`: same seed, same data and cursors
+//! - `seeds`: hand-picked activities, served with the fields asked
 //! - `control`: the `/_sim/` endpoints
 //! - `binary`: the `compliance-sim` process contract
 
@@ -22,3 +23,4 @@ mod faults;
 mod filters;
 mod paging;
 mod rate_limit;
+mod seeds;

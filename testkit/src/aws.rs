@@ -76,7 +76,17 @@ pub fn cloudwatch(config: &SdkConfig) -> aws_sdk_cloudwatch::Client {
     aws_sdk_cloudwatch::Client::new(config)
 }
 
-/// The four clients of one emulator, for tests that want them all.
+/// SNS client.
+pub fn sns(config: &SdkConfig) -> aws_sdk_sns::Client {
+    aws_sdk_sns::Client::new(config)
+}
+
+/// SQS client.
+pub fn sqs(config: &SdkConfig) -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::new(config)
+}
+
+/// The clients of one emulator, for tests that want them all.
 #[derive(Debug, Clone)]
 pub struct Clients {
     pub config: SdkConfig,
@@ -84,6 +94,8 @@ pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub secretsmanager: aws_sdk_secretsmanager::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub sns: aws_sdk_sns::Client,
+    pub sqs: aws_sdk_sqs::Client,
 }
 
 impl Clients {
@@ -95,6 +107,8 @@ impl Clients {
             dynamodb: dynamodb(&config),
             secretsmanager: secretsmanager(&config),
             cloudwatch: cloudwatch(&config),
+            sns: sns(&config),
+            sqs: sqs(&config),
             config,
         }
     }

@@ -8,13 +8,19 @@
 //!   delays and dropped answers per service and operation, scripted or seeded-random.
 //! - [`lambda`]: a Lambda Runtime API emulator that drives a function binary the way Lambda does
 //!   (cold start, warm reuse, deadline, kill on timeout) and captures its logs.
+//! - [`pubsub`]: SNS topics, SQS queues and the bucket notification between them (the detector's
+//!   wiring), and reading back what a queue received.
+//! - [`event_source`]: Lambda's SQS event source mapping, played: receive, invoke through
+//!   [`lambda`], delete what succeeded (ReportBatchItemFailures), let the rest come back.
 //!
 //! Tests share one emulator and isolate themselves with [`unique_name`]d resources.
 
 pub mod aws;
+pub mod event_source;
 pub mod fault_proxy;
 pub mod lambda;
 pub mod moto;
+pub mod pubsub;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

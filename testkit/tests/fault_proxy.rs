@@ -35,6 +35,8 @@ fn no_retries(proxy: &FaultProxy) -> Clients {
         dynamodb: aws::dynamodb(&config),
         secretsmanager: aws::secretsmanager(&config),
         cloudwatch: aws::cloudwatch(&config),
+        sns: aws::sns(&config),
+        sqs: aws::sqs(&config),
         config,
     }
 }

@@ -7,6 +7,8 @@
 //!   the read-back fixtures.
 //! - `fault_proxy`: the fault-injecting proxy in front of moto: forwarding, each service's error
 //!   shape as the SDK reads it, the SDK's retries, delays, dropped answers, the random mode.
+//! - `pubsub`: moto's S3 notification → SNS → SQS delivery (raw and enveloped, filter policies),
+//!   and the SQS event source player: partial batch failures, visibility timeouts, redrive.
 //! - `lambda`: the Runtime API emulator driving `echo-lambda`: response, error, timeout, crash,
 //!   warm reuse, cold start after a kill, logs.
 //!
@@ -15,3 +17,4 @@
 mod aws;
 mod fault_proxy;
 mod lambda;
+mod pubsub;

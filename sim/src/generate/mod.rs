@@ -157,6 +157,39 @@ impl Generator {
         let activity_type = self.draw_type();
         let escaping = if self.rng.chance(1, 20) { Escaping::Ascii } else { Escaping::Minimal };
         let large = self.rng.chance(1, 500);
+        self.write_activity(id, created_at, created_text, activity_type, escaping, large)
+    }
+
+    /// One activity of `activity_type` (any name, documented or not) at `created_at`, with a
+    /// fresh id for which `taken` is false: a realistic actor and type-specific fields, plain
+    /// UTF-8, ordinary size. Returns `(id, raw JSON)`.
+    pub(crate) fn typed(
+        &mut self,
+        activity_type: &str,
+        created_at: Timestamp,
+        taken: impl Fn(&str) -> bool,
+    ) -> (String, String) {
+        let id = loop {
+            let id = self.rng.prefixed_id("activity_");
+            if !taken(&id) {
+                break id;
+            }
+        };
+        let text = format_utc(created_at, exact_digits(created_at));
+        let raw =
+            self.write_activity(&id, created_at, &text, activity_type, Escaping::Minimal, false);
+        (id, raw)
+    }
+
+    fn write_activity(
+        &mut self,
+        id: &str,
+        created_at: Timestamp,
+        created_text: &str,
+        activity_type: &str,
+        escaping: Escaping,
+        large: bool,
+    ) -> String {
         let org =
             (!is_organization_less(activity_type)).then(|| self.rng.index(self.world.orgs.len()));
         let rng = &mut self.rng;

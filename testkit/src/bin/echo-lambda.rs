@@ -4,6 +4,10 @@
 //! "deadline_ms", "function_name"}`, so a test can tell a warm process from a cold one. On the way:
 //! `{"sleep_ms": N}` sleeps first (to hit a timeout), `{"fail": true}` fails with error type
 //! `EchoFailure`, `{"exit": CODE}` exits the process mid-invocation (a crash).
+//!
+//! An SQS event (`{"Records": [...]}` of `aws:sqs` records) is answered as a function with
+//! ReportBatchItemFailures does: `{"batchItemFailures": [{"itemIdentifier": <messageId>}]}` for
+//! each record whose body is `fail`, and `"bodies"`, the bodies it saw.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -40,6 +44,15 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, EchoError> {
         eprintln!("echo-lambda: failing");
         return Err(EchoError::Requested);
     }
+    if let Some(records) = sqs_records(&payload) {
+        let failures: Vec<Value> = records
+            .iter()
+            .filter(|r| r["body"] == "fail")
+            .map(|r| json!({"itemIdentifier": r["messageId"]}))
+            .collect();
+        let bodies: Vec<&Value> = records.iter().map(|r| &r["body"]).collect();
+        return Ok(json!({"batchItemFailures": failures, "bodies": bodies}));
+    }
     Ok(json!({
         "payload": payload,
         "pid": std::process::id(),
@@ -48,6 +61,12 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, EchoError> {
         "deadline_ms": context.deadline,
         "function_name": context.env_config.function_name,
     }))
+}
+
+/// The records of an SQS event, if `payload` is one.
+fn sqs_records(payload: &Value) -> Option<&Vec<Value>> {
+    let records = payload.get("Records")?.as_array()?;
+    records.iter().all(|r| r["eventSource"] == "aws:sqs").then_some(records)
 }
 
 #[tokio::main]
