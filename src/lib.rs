@@ -9,6 +9,7 @@
 pub mod archive;
 pub mod clock;
 pub mod config;
+pub mod detect;
 pub mod error;
 pub mod feed;
 pub mod handler;
