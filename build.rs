@@ -1,4 +1,4 @@
-//! Embeds the shipped detection packs: every `detections/<pack>/*.yml` becomes one entry of
+//! Embeds the shipped detection packs: every `detections/<pack>/*.yml` (not `pipelines/` nor `dist/`) becomes one entry of
 //! `SHIPPED_RULES` (pack, file name, YAML text) in `$OUT_DIR/shipped_rules.rs`, sorted by pack
 //! and file so the binary is reproducible. `*.tests.ndjson` and other files are not rules.
 
@@ -12,7 +12,10 @@ fn main() -> std::io::Result<()> {
     if root.is_dir() {
         for pack in std::fs::read_dir(&root)? {
             let pack = pack?;
-            if !pack.file_type()?.is_dir() {
+            // Only the pack folders hold rules: pySigma's pipelines and the generated conversions
+            // live beside them.
+            let name = pack.file_name();
+            if !pack.file_type()?.is_dir() || name == "pipelines" || name == "dist" {
                 continue;
             }
             println!("cargo::rerun-if-changed={}", pack.path().display());

@@ -71,7 +71,7 @@ pub fn field<'v>(event: &'v Value, path: &str) -> Option<&'v Value> {
 }
 
 /// A field's value as text for grouping and counting (strings bare, others as JSON; null absent).
-fn text(value: Option<&Value>) -> Option<String> {
+fn field_text(value: Option<&Value>) -> Option<String> {
     match value? {
         Value::Null => None,
         Value::String(s) => Some(s.clone()),
@@ -150,10 +150,10 @@ impl RuleSet {
             for &(index, member) in &route.feeds {
                 let correlation = &self.correlations[index];
                 let group: Vec<Option<String>> =
-                    correlation.group_by.iter().map(|path| text(field(&event, path))).collect();
+                    correlation.group_by.iter().map(|path| field_text(field(&event, path))).collect();
                 let value = match &correlation.kind {
                     CorrelationKind::ValueCount { field: path } => {
-                        match text(field(&event, path)) {
+                        match field_text(field(&event, path)) {
                             Some(v) => Some(value_hash(&v)),
                             None => continue, // no value to count
                         }

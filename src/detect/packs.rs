@@ -79,7 +79,7 @@ pub fn shipped(selection: &PackSelection) -> Vec<(String, &'static str, &'static
 }
 
 /// [`shipped`] as sources for [`super::rules::RuleSet::load`].
-pub fn sources(files: &[(String, &'static str, &'static str)]) -> Vec<RuleSource<'_>> {
+pub fn sources<'a>(files: &'a [(String, &'static str, &'static str)]) -> Vec<RuleSource<'a>> {
     files.iter().map(|(file, pack, yaml)| RuleSource { pack, file, yaml }).collect()
 }
 

@@ -360,7 +360,7 @@ fn resolve(
         what,
     };
     let mut members = Vec::new();
-    let mut member_names = Vec::new();
+    let mut member_names: Vec<Vec<String>> = Vec::new();
     for reference in &c.rules {
         let target = by_name
             .get(reference)
