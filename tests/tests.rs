@@ -10,6 +10,7 @@
 //! - `operations`: verify, dry runs, backfills and redeliveries, run manifests, health metrics,
 //!   the canary and tamper signals, the rate budget;
 //! - `query_engine`: DuckDB reads the archive as written (Hive partitions, every field);
+//! - `detections`: every shipped Sigma rule against its own test cases, through the detector's engine;
 //! - `contract`: the README's configuration table, template.yaml and the code agree;
 //! - `faults`: one test per fault class (API faults from the simulator, AWS faults from the fault
 //!   proxy in front of moto, killed processes, deadlines, concurrent runs, bad input): outcome
@@ -22,6 +23,7 @@
 mod aws_adapters;
 mod chaos;
 mod contract;
+mod detections;
 mod end_to_end;
 mod faults;
 mod feed_http;

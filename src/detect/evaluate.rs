@@ -80,6 +80,16 @@ fn field_text(value: Option<&Value>) -> Option<String> {
 }
 
 impl RuleSet {
+    /// The ids of every detection rule `event` matches, including those that only feed a
+    /// correlation (what a rule's own test cases count).
+    pub fn matching_rule_ids(&self, event: &Value) -> Vec<String> {
+        self.engine
+            .evaluate(&JsonEvent::borrow(event))
+            .into_iter()
+            .filter_map(|result| result.header.rule_id.clone())
+            .collect()
+    }
+
     /// Evaluates every line of `reader` (the object `object_key`), adding to `into`.
     pub fn evaluate_object(
         &self,

@@ -5,8 +5,8 @@
 //! detector needs around them: every rule has an `id` (the `alert_id` is derived from it), ids are
 //! unique across the set, correlations name rules that exist, and a file that fails any of this is
 //! rejected whole with a [`RuleError`] naming it, while every other file still loads. A rule that
-//! a correlation of the same file references (`generate: false`, Sigma's default) feeds that
-//! correlation only and raises no alert of its own.
+//! a correlation references (with `generate: false`, Sigma's default), in its own file or another,
+//! feeds that correlation only and raises no alert of its own.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -206,33 +206,30 @@ impl RuleSet {
                 }
             }
         }
-        let mut compiled = Vec::new();
+        // Correlations first: a member of one with `generate: false` (Sigma's default) raises no
+        // alert of its own, whichever file it is in.
+        let mut files = Vec::new();
+        let mut silenced = BTreeSet::new();
         for file in accepted {
-            let mut resolved = Vec::new();
-            let mut file_error = None;
-            for c in &file.correlations {
-                match resolve(c, &file.file, &file.pack, &rule_ids, &by_name) {
-                    Ok(correlation) => resolved.push(correlation),
-                    Err(e) => {
-                        file_error = Some(e);
-                        break;
+            let resolved: Result<Vec<_>, _> = file
+                .correlations
+                .iter()
+                .map(|c| resolve(c, &file.file, &file.pack, &rule_ids, &by_name))
+                .collect();
+            match resolved {
+                Ok(resolved) => {
+                    for (correlation, generate) in &resolved {
+                        if !generate {
+                            silenced.extend(correlation.members.iter().cloned());
+                        }
                     }
+                    files.push((file, resolved));
                 }
+                Err(e) => errors.push(e),
             }
-            if let Some(e) = file_error {
-                errors.push(e);
-                continue;
-            }
-            let own: BTreeSet<&str> =
-                file.rules.iter().filter_map(|(r, _)| r.id.as_deref()).collect();
-            let mut silenced = BTreeSet::new();
-            for (correlation, generate) in &resolved {
-                if !generate {
-                    silenced.extend(
-                        correlation.members.iter().filter(|m| own.contains(m.as_str())).cloned(),
-                    );
-                }
-            }
+        }
+        let mut compiled = Vec::new();
+        for (file, resolved) in files {
             for (rule, _) in file.rules {
                 let Some(id) = rule.id.clone() else { continue };
                 let meta = RuleMeta {
