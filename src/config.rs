@@ -29,11 +29,15 @@ const OVERLAP_RANGE: (u64, u64) = (0, 7 * 86_400);
 const LOOKBACK_RANGE: (u64, u64) = (1, MAX_LOOKBACK_HOURS);
 const RPM_RANGE: (u64, u64) = (1, API_REQUESTS_PER_MINUTE);
 
-const fn text(name: &'static str, default: Option<&'static str>) -> Variable {
+pub(crate) const fn text(name: &'static str, default: Option<&'static str>) -> Variable {
     Variable { name, default, range: None }
 }
 
-const fn number(name: &'static str, default: &'static str, range: (u64, u64)) -> Variable {
+pub(crate) const fn number(
+    name: &'static str,
+    default: &'static str,
+    range: (u64, u64),
+) -> Variable {
     Variable { name, default: Some(default), range: Some(range) }
 }
 
@@ -102,7 +106,7 @@ impl Config {
 
     /// Reads the contract's variables through `lookup`; empty values count as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let mut p = Parser { lookup, problems: Vec::new() };
+        let mut p = Parser::new(lookup, VARIABLES);
         let api_key_secret_id = p.required("API_KEY_SECRET_ID");
         let state_table = p.required("STATE_TABLE");
         let output_bucket = p.bucket("OUTPUT_BUCKET");
@@ -133,26 +137,37 @@ impl Config {
     }
 }
 
-/// Collects every problem; values it returns alongside a problem are never used.
-struct Parser<L> {
+/// Collects every problem; values it returns alongside a problem are never used. Shared with
+/// the detector's configuration ([`crate::detector::config`]), which has its own table.
+pub(crate) struct Parser<L> {
     lookup: L,
-    problems: Vec<Problem>,
+    variables: &'static [Variable],
+    pub(crate) problems: Vec<Problem>,
 }
 
 impl<L: Fn(&str) -> Option<String>> Parser<L> {
-    fn raw(&self, variable: &'static str) -> Option<String> {
+    pub(crate) fn new(lookup: L, variables: &'static [Variable]) -> Parser<L> {
+        Parser { lookup, variables, problems: Vec::new() }
+    }
+
+    pub(crate) fn raw(&self, variable: &'static str) -> Option<String> {
         let value = (self.lookup)(variable).map(|v| v.trim().to_owned());
         match value {
             Some(v) if !v.is_empty() => Some(v),
-            _ => default_of(variable).map(str::to_owned),
+            _ => self
+                .variables
+                .iter()
+                .find(|v| v.name == variable)
+                .and_then(|v| v.default)
+                .map(str::to_owned),
         }
     }
 
-    fn problem(&mut self, variable: &'static str, message: impl Into<String>) {
+    pub(crate) fn problem(&mut self, variable: &'static str, message: impl Into<String>) {
         self.problems.push(Problem { variable, message: message.into() });
     }
 
-    fn required(&mut self, variable: &'static str) -> String {
+    pub(crate) fn required(&mut self, variable: &'static str) -> String {
         match self.raw(variable) {
             Some(v) => v,
             None => {
@@ -162,7 +177,7 @@ impl<L: Fn(&str) -> Option<String>> Parser<L> {
         }
     }
 
-    fn bucket(&mut self, variable: &'static str) -> String {
+    pub(crate) fn bucket(&mut self, variable: &'static str) -> String {
         let name = self.required(variable);
         if !name.is_empty() && name.contains(['/', ':']) {
             self.problem(variable, format!("must be a bucket name, not a path or ARN: {name:?}"));
@@ -170,7 +185,7 @@ impl<L: Fn(&str) -> Option<String>> Parser<L> {
         name
     }
 
-    fn prefix(&mut self, variable: &'static str) -> String {
+    pub(crate) fn prefix(&mut self, variable: &'static str) -> String {
         let mut prefix = self.raw(variable).unwrap_or_default();
         if prefix.starts_with('/') {
             self.problem(variable, "must not start with '/' (S3 keys have no leading slash)");
@@ -199,7 +214,7 @@ impl<L: Fn(&str) -> Option<String>> Parser<L> {
         ids
     }
 
-    fn namespace(&mut self, variable: &'static str) -> String {
+    pub(crate) fn namespace(&mut self, variable: &'static str) -> String {
         let ns = self.raw(variable).unwrap_or_default();
         if ns.starts_with(':') || ns.starts_with("AWS/") || ns.len() > 255 {
             self.problem(
@@ -234,7 +249,7 @@ impl<L: Fn(&str) -> Option<String>> Parser<L> {
         Some(url)
     }
 
-    fn number(&mut self, variable: &'static str, (min, max): (u64, u64)) -> u64 {
+    pub(crate) fn number(&mut self, variable: &'static str, (min, max): (u64, u64)) -> u64 {
         let raw = self.raw(variable).unwrap_or_default();
         match raw.parse::<u64>() {
             Ok(n) if (min..=max).contains(&n) => n,
@@ -248,10 +263,6 @@ impl<L: Fn(&str) -> Option<String>> Parser<L> {
             }
         }
     }
-}
-
-fn default_of(variable: &str) -> Option<&'static str> {
-    VARIABLES.iter().find(|v| v.name == variable).and_then(|v| v.default)
 }
 
 fn is_loopback(url: &Url) -> bool {

@@ -10,6 +10,7 @@ pub mod archive;
 pub mod clock;
 pub mod config;
 pub mod detect;
+pub mod detector;
 pub mod error;
 pub mod feed;
 pub mod handler;

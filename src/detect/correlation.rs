@@ -8,6 +8,11 @@
 //! the state holds only the last `timespan` before its newest event and at most [`MAX_ENTRIES`]
 //! entries, oldest dropped first, which bounds the item however much traffic the group sees.
 //! Windows are sliding: a window is the `timespan` ending at an event's `created_at`.
+//!
+//! A fired window is also kept in the state (the last [`MAX_FIRED`], each with at most
+//! [`MAX_FIRED_ENTRIES`] entries), named by the object whose event fired it. Re-feeding that
+//! object finds it there ([`GroupState::fired_by`]): a crash after the state was committed but
+//! before the alert was recorded and published loses nothing, and the alert rebuilt is the same.
 
 use std::collections::BTreeSet;
 
@@ -17,8 +22,13 @@ use sha2::{Digest, Sha256};
 
 use super::rules::{Correlation, CorrelationKind};
 
-/// Most entries one group keeps (about 120 bytes each in the state table).
+/// Most entries one group keeps (about 200 bytes each in the state table).
 pub const MAX_ENTRIES: usize = 256;
+/// Fired windows one group remembers, newest kept.
+pub const MAX_FIRED: usize = 8;
+/// Entries a remembered window keeps (its `count` is the whole window's); with the limits above
+/// a group's item stays under about 160 KB, well inside DynamoDB's 400 KB.
+pub const MAX_FIRED_ENTRIES: usize = 64;
 
 /// One matched activity as the correlation remembers it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,13 +52,18 @@ pub struct Entry {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupState {
     pub entries: Vec<Entry>,
+    /// The windows that fired, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fired: Vec<Fired>,
 }
 
-/// A window that met the correlation's condition: its entries, oldest first.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A window that met the correlation's condition: its entries, oldest first (at most
+/// [`MAX_FIRED_ENTRIES`]), its count, and the object whose event fired it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fired {
     pub entries: Vec<Entry>,
     pub count: u64,
+    pub by: String,
 }
 
 impl Fired {
@@ -62,6 +77,11 @@ impl GroupState {
     /// Newest `created_at` (Unix seconds) in the state.
     pub fn newest(&self) -> Option<i64> {
         self.entries.iter().map(|e| e.at).max()
+    }
+
+    /// The remembered windows that an event of `object_key` fired.
+    pub fn fired_by<'s>(&'s self, object_key: &'s str) -> impl Iterator<Item = &'s Fired> + 's {
+        self.fired.iter().filter(move |f| f.by == object_key)
     }
 }
 
@@ -103,7 +123,8 @@ pub fn advance(
         if entries.iter().any(|e| e.id == event.id && e.member == event.member) {
             continue; // seen before: a redelivery
         }
-        let at = entries.partition_point(|e| (e.at, &e.id, e.member) < (event.at, &event.id, event.member));
+        let at = entries
+            .partition_point(|e| (e.at, &e.id, e.member) < (event.at, &event.id, event.member));
         entries.insert(at, Entry { consumed: false, ..event.clone() });
         let horizon = entries.iter().map(|e| e.at).max().unwrap_or(event.at).saturating_sub(span);
         entries.retain(|e| e.at >= horizon);
@@ -115,12 +136,18 @@ pub fn advance(
             let mut taken = Vec::new();
             for i in window.indices {
                 entries[i].consumed = true;
-                taken.push(entries[i].clone());
+                if taken.len() < MAX_FIRED_ENTRIES {
+                    taken.push(entries[i].clone());
+                }
             }
-            fired.push(Fired { entries: taken, count: window.count });
+            fired.push(Fired { entries: taken, count: window.count, by: event.object_key.clone() });
         }
     }
-    (GroupState { entries }, fired)
+    let mut remembered = state.fired.clone();
+    remembered.extend(fired.iter().cloned());
+    let excess = remembered.len().saturating_sub(MAX_FIRED);
+    remembered.drain(..excess);
+    (GroupState { entries, fired: remembered }, fired)
 }
 
 struct Window {
@@ -158,7 +185,8 @@ fn satisfied(correlation: &Correlation, window: &[&Entry]) -> Option<u64> {
     match &correlation.kind {
         CorrelationKind::EventCount => correlation.threshold_met(events).then_some(events),
         CorrelationKind::ValueCount { .. } => {
-            let values = window.iter().filter_map(|e| e.value).collect::<BTreeSet<_>>().len() as u64;
+            let values =
+                window.iter().filter_map(|e| e.value).collect::<BTreeSet<_>>().len() as u64;
             correlation.threshold_met(values).then_some(values)
         }
         CorrelationKind::Temporal { condition } => {
@@ -260,6 +288,34 @@ mod tests {
     }
 
     #[test]
+    fn a_fired_window_is_remembered_by_the_object_that_fired_it() {
+        // GIVEN a window fired by the third event, which came in object k2
+        let c = correlation(CorrelationKind::EventCount, 1, 3);
+        let (state, _) = advance(&c, &GroupState::default(), &[entry("a", 0), entry("b", 60)]);
+        let third = Entry { object_key: "k2".to_owned(), ..entry("c", 120) };
+        let (state, fired) = advance(&c, &state, std::slice::from_ref(&third));
+        // WHEN k2 is fed again (a redelivery after a crash)
+        let (again, refired) = advance(&c, &state, &[third]);
+        // THEN nothing fires anew, and the state still names the window k2 fired, unchanged
+        assert!(refired.is_empty());
+        let remembered: Vec<_> = again.fired_by("k2").cloned().collect();
+        assert_eq!(remembered, fired);
+        assert_eq!(again.fired_by("k").count(), 0);
+    }
+
+    #[test]
+    fn remembered_windows_are_bounded() {
+        // GIVEN a threshold of one, so every event fires its own window
+        let c = correlation(CorrelationKind::EventCount, 1, 1);
+        let events: Vec<_> = (0..40).map(|i| entry(&format!("id{i:02}"), i)).collect();
+        let (state, fired) = advance(&c, &GroupState::default(), &events);
+        // THEN all fired, and the state keeps the newest MAX_FIRED windows
+        assert_eq!(fired.len(), 40);
+        assert_eq!(state.fired.len(), MAX_FIRED);
+        assert_eq!(state.fired.last().map(|f| f.entries[0].id.as_str()), Some("id39"));
+    }
+
+    #[test]
     fn re_feeding_the_same_activities_changes_nothing() {
         // GIVEN a state that already fired on a, b, c
         let c = correlation(CorrelationKind::EventCount, 1, 3);
@@ -277,8 +333,11 @@ mod tests {
     fn events_farther_apart_than_the_timespan_do_not_fire() {
         // GIVEN three events spread over 20 minutes for a 10-minute window
         let c = correlation(CorrelationKind::EventCount, 1, 3);
-        let (state, fired) =
-            advance(&c, &GroupState::default(), &[entry("a", 0), entry("b", 500), entry("c", 1200)]);
+        let (state, fired) = advance(
+            &c,
+            &GroupState::default(),
+            &[entry("a", 0), entry("b", 500), entry("c", 1200)],
+        );
         // THEN nothing fires and the state forgot what left the window
         assert!(fired.is_empty());
         let ids: Vec<_> = state.entries.iter().map(|e| e.id.as_str()).collect();
@@ -299,9 +358,15 @@ mod tests {
     #[test]
     fn value_count_counts_distinct_values() {
         // GIVEN a >= 2 distinct values correlation and three events with two values
-        let c = correlation(CorrelationKind::ValueCount { field: "actor.ip_address".to_owned() }, 1, 2);
-        let with = |id: &str, at: i64, v: &str| Entry { value: Some(value_hash(v)), ..entry(id, at) };
-        let (_, fired) = advance(&c, &GroupState::default(), &[with("a", 0, "1.1.1.1"), with("b", 1, "1.1.1.1")]);
+        let c =
+            correlation(CorrelationKind::ValueCount { field: "actor.ip_address".to_owned() }, 1, 2);
+        let with =
+            |id: &str, at: i64, v: &str| Entry { value: Some(value_hash(v)), ..entry(id, at) };
+        let (_, fired) = advance(
+            &c,
+            &GroupState::default(),
+            &[with("a", 0, "1.1.1.1"), with("b", 1, "1.1.1.1")],
+        );
         assert!(fired.is_empty());
         let (_, fired) = advance(
             &c,

@@ -159,8 +159,11 @@ impl RuleSet {
             }
             for &(index, member) in &route.feeds {
                 let correlation = &self.correlations[index];
-                let group: Vec<Option<String>> =
-                    correlation.group_by.iter().map(|path| field_text(field(&event, path))).collect();
+                let group: Vec<Option<String>> = correlation
+                    .group_by
+                    .iter()
+                    .map(|path| field_text(field(&event, path)))
+                    .collect();
                 let value = match &correlation.kind {
                     CorrelationKind::ValueCount { field: path } => {
                         match field_text(field(&event, path)) {
@@ -257,7 +260,11 @@ mod tests {
     #[test]
     fn a_matching_line_gives_an_alert_with_the_activity_as_served() {
         // GIVEN an object with one admin key creation and one harmless activity
-        let text = format!("{}\n{}\n", line("a1", "admin_api_key_created", "x@y"), line("a2", "chat_created", "x@y"));
+        let text = format!(
+            "{}\n{}\n",
+            line("a1", "admin_api_key_created", "x@y"),
+            line("a2", "chat_created", "x@y")
+        );
         let mut out = Evaluation::default();
         // WHEN it is evaluated
         rules().evaluate_object("p/a.json.gz", text.as_bytes(), &mut out).unwrap();
@@ -282,7 +289,8 @@ mod tests {
         rules().evaluate_object("k", text.as_bytes(), &mut out).unwrap();
         // THEN the entries are grouped by actor.email_address and the base rule raises nothing
         assert!(out.alerts.is_empty());
-        let groups: Vec<_> = out.pending.values().map(|p| (p.group.clone(), p.entries.len())).collect();
+        let groups: Vec<_> =
+            out.pending.values().map(|p| (p.group.clone(), p.entries.len())).collect();
         assert_eq!(groups, [(vec![Some("a@x".to_owned())], 2), (vec![Some("b@x".to_owned())], 1)]);
     }
 
@@ -292,13 +300,16 @@ mod tests {
         let text = format!("{}\n{{\"id\":\n", line("a1", "chat_created", "x@y"));
         // WHEN evaluated THEN the error says where
         let e = rules().evaluate_object("p/b.json.gz", text.as_bytes(), &mut Evaluation::default());
-        assert!(matches!(e, Err(EvaluateError::Json { line: 2, ref object_key, .. }) if object_key == "p/b.json.gz"));
+        assert!(
+            matches!(e, Err(EvaluateError::Json { line: 2, ref object_key, .. }) if object_key == "p/b.json.gz")
+        );
     }
 
     #[test]
     fn dotted_paths_reach_nested_fields_and_flat_keys_win() {
         // GIVEN a nested and a flat field THEN both are found
-        let v: Value = serde_json::json!({"actor": {"email_address": "n@x"}, "a.b": 1, "a": {"b": 2}});
+        let v: Value =
+            serde_json::json!({"actor": {"email_address": "n@x"}, "a.b": 1, "a": {"b": 2}});
         assert_eq!(field(&v, "actor.email_address"), Some(&Value::from("n@x")));
         assert_eq!(field(&v, "a.b"), Some(&Value::from(1)));
         assert_eq!(field(&v, "actor.nope"), None);

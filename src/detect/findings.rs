@@ -35,10 +35,9 @@ pub enum FindingsError {
 pub fn encode(alerts: &[Alert]) -> Result<Vec<u8>, FindingsError> {
     let mut gz = GzEncoder::new(Vec::new(), Compression::default());
     for alert in alerts {
-        let line = alert.to_json().map_err(|source| FindingsError::Json {
-            alert_id: alert.alert_id.clone(),
-            source,
-        })?;
+        let line = alert
+            .to_json()
+            .map_err(|source| FindingsError::Json { alert_id: alert.alert_id.clone(), source })?;
         gz.write_all(line.as_bytes()).map_err(FindingsError::Gzip)?;
         gz.write_all(b"\n").map_err(FindingsError::Gzip)?;
     }
@@ -49,10 +48,8 @@ pub fn encode(alerts: &[Alert]) -> Result<Vec<u8>, FindingsError> {
 pub fn findings_key(prefix: &str, source_key: &str, earliest: Timestamp) -> String {
     let base = format!("{prefix}{FINDINGS_SEGMENT}");
     let relative = source_key.strip_prefix(prefix).unwrap_or(source_key);
-    let hour = hour_partition(relative).map_or_else(
-        || partition(&base, earliest),
-        |p| format!("{base}{p}"),
-    );
+    let hour = hour_partition(relative)
+        .map_or_else(|| partition(&base, earliest), |p| format!("{base}{p}"));
     let name = relative.rsplit('/').next().unwrap_or(relative);
     let stem = name.strip_suffix(".json.gz").unwrap_or(name);
     let hash = &digest(&[source_key.as_bytes()])[..16];
@@ -129,7 +126,14 @@ mod tests {
         );
         assert!(key.ends_with(".json.gz"));
         assert_eq!(key, findings_key("anthropic/activity/", source, Timestamp::MAX));
-        assert_ne!(key, findings_key("anthropic/activity/", &source.replace("hour=09", "hour=10"), Timestamp::UNIX_EPOCH));
+        assert_ne!(
+            key,
+            findings_key(
+                "anthropic/activity/",
+                &source.replace("hour=09", "hour=10"),
+                Timestamp::UNIX_EPOCH
+            )
+        );
     }
 
     #[test]

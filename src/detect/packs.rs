@@ -11,14 +11,8 @@ use super::rules::RuleSource;
 include!(concat!(env!("OUT_DIR"), "/shipped_rules.rs"));
 
 /// The packs the design names; the folder set under `detections/` may only add to them.
-pub const DESIGN_PACKS: [&str; 6] = [
-    "identity",
-    "credentials",
-    "data-exposure",
-    "integrations",
-    "posture",
-    "access-transparency",
-];
+pub const DESIGN_PACKS: [&str; 6] =
+    ["identity", "credentials", "data-exposure", "integrations", "posture", "access-transparency"];
 
 /// Which shipped packs run.
 #[derive(Debug, Clone, PartialEq, Eq)]

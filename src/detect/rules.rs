@@ -93,9 +93,13 @@ pub struct RuleMeta {
 pub enum CorrelationKind {
     EventCount,
     /// Distinct values of this field (a dotted path).
-    ValueCount { field: String },
+    ValueCount {
+        field: String,
+    },
     /// Every member rule (or the boolean expression over member names) within the window.
-    Temporal { condition: Option<ConditionExpr> },
+    Temporal {
+        condition: Option<ConditionExpr>,
+    },
 }
 
 /// A correlation rule, resolved against the loaded detection rules.
@@ -165,7 +169,9 @@ struct Accepted {
 
 impl RuleSet {
     /// Loads `sources` in order; a file with any error is skipped whole and reported.
-    pub fn load<'a>(sources: impl IntoIterator<Item = RuleSource<'a>>) -> (RuleSet, Vec<RuleError>) {
+    pub fn load<'a>(
+        sources: impl IntoIterator<Item = RuleSource<'a>>,
+    ) -> (RuleSet, Vec<RuleError>) {
         let mut errors = Vec::new();
         let mut ids: HashMap<String, String> = HashMap::new();
         let mut accepted = Vec::new();
@@ -351,11 +357,8 @@ fn resolve(
     by_name: &HashMap<String, String>,
 ) -> Result<(Correlation, bool), RuleError> {
     let id = c.id.clone().unwrap_or_default();
-    let unsupported = |what: String| RuleError::Unsupported {
-        file: file.to_owned(),
-        id: id.clone(),
-        what,
-    };
+    let unsupported =
+        |what: String| RuleError::Unsupported { file: file.to_owned(), id: id.clone(), what };
     let mut members = Vec::new();
     let mut member_names: Vec<Vec<String>> = Vec::new();
     for reference in &c.rules {
@@ -379,10 +382,7 @@ fn resolve(
         }
     }
     if c.timespan.seconds == 0 || c.timespan.seconds > MAX_TIMESPAN_SECONDS {
-        return Err(unsupported(format!(
-            "timespan {} (1 second to 7 days)",
-            c.timespan.original
-        )));
+        return Err(unsupported(format!("timespan {} (1 second to 7 days)", c.timespan.original)));
     }
     let (predicates, field, expression) = match &c.condition {
         CorrelationCondition::Threshold { predicates, field, .. } => {
@@ -483,11 +483,8 @@ tags: [attack.persistence]
     fn a_rule_without_id_or_with_a_taken_id_is_refused() {
         // GIVEN a rule without id, and a second file reusing the first's id
         let no_id = RULE.replace("id: 6a1f7e55-1111-4c0e-9d57-000000000001\n", "");
-        let (set, errors) = RuleSet::load([
-            source("a.yml", RULE),
-            source("b.yml", RULE),
-            source("c.yml", &no_id),
-        ]);
+        let (set, errors) =
+            RuleSet::load([source("a.yml", RULE), source("b.yml", RULE), source("c.yml", &no_id)]);
         // THEN only the first loads
         assert_eq!(set.len(), 1);
         assert!(matches!(errors[0], RuleError::DuplicateId { ref other, .. } if other == "a.yml"));
@@ -535,6 +532,8 @@ correlation:
         let (set, errors) = RuleSet::load([source("orphan.yml", yaml)]);
         // THEN the file is reported and nothing loads
         assert!(set.is_empty());
-        assert!(matches!(errors[0], RuleError::UnknownReference { ref reference, .. } if reference == "nothing_here"));
+        assert!(
+            matches!(errors[0], RuleError::UnknownReference { ref reference, .. } if reference == "nothing_here")
+        );
     }
 }

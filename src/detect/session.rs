@@ -15,11 +15,13 @@ use super::rules::RuleSet;
 pub struct Session<'r> {
     rules: &'r RuleSet,
     states: HashMap<(usize, String), GroupState>,
+    /// Activities evaluated so far.
+    pub activities: u64,
 }
 
 impl<'r> Session<'r> {
     pub fn new(rules: &'r RuleSet) -> Session<'r> {
-        Session { rules, states: HashMap::new() }
+        Session { rules, states: HashMap::new(), activities: 0 }
     }
 
     /// Evaluates one object and returns its alerts: detections in line order, then the
@@ -31,6 +33,7 @@ impl<'r> Session<'r> {
     ) -> Result<Vec<Alert>, EvaluateError> {
         let mut evaluation = Evaluation::default();
         self.rules.evaluate_object(object_key, reader, &mut evaluation)?;
+        self.activities += evaluation.activities;
         let mut alerts = evaluation.alerts;
         for ((index, group), pending) in &evaluation.pending {
             let state = self.states.entry((*index, group.clone())).or_default();
