@@ -35,11 +35,15 @@ pub fn known_packs() -> BTreeSet<&'static str> {
 }
 
 impl PackSelection {
-    /// Parses a comma-separated list of pack names, or `all` (also the meaning of empty).
+    /// Parses a comma-separated list of pack names, `all` (also the meaning of empty) or `none`.
     pub fn parse(text: &str) -> Result<PackSelection, UnknownPack> {
         let names: Vec<&str> = text.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
         if names.is_empty() || names.contains(&"all") {
             return Ok(PackSelection::All);
+        }
+        // Custom rules alone (`--packs none`, or DETECTION_PACKS=none).
+        if names == ["none"] {
+            return Ok(PackSelection::Only(BTreeSet::new()));
         }
         let known = known_packs();
         let mut chosen = BTreeSet::new();
@@ -96,6 +100,14 @@ mod tests {
         let chosen = PackSelection::parse("identity, posture").unwrap();
         assert!(chosen.includes("identity") && chosen.includes("posture"));
         assert!(!chosen.includes("credentials"));
+    }
+
+    #[test]
+    fn none_chooses_no_shipped_pack() {
+        // GIVEN "none" THEN no pack is included
+        let none = PackSelection::parse("none").unwrap();
+        assert!(DESIGN_PACKS.iter().all(|p| !none.includes(p)));
+        assert!(shipped(&none).is_empty());
     }
 
     #[test]

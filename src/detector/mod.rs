@@ -8,6 +8,7 @@
 //! record, publish), [`hunt`] (a past range, findings only), [`report`] (figures, log line,
 //! metrics), [`error`], and the adapters [`sns`] and [`dynamodb`].
 
+pub mod cli;
 pub mod config;
 pub mod dynamodb;
 pub mod error;
