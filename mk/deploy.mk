@@ -30,6 +30,8 @@ TEMPLATE ?= template.yaml
 SAMCONFIG ?= samconfig.toml
 # The payload `make invoke` sends (events/: manual.json, scheduler.json, scheduled.json).
 EVENT ?= events/manual.json
+# The payload `make invoke-detector` sends (events/detector-*.json: a hunt, SQS events).
+DETECTOR_EVENT ?= events/detector-hunt.json
 # The Region: the one `sam deploy --guided` saved in $(SAMCONFIG), else AWS_REGION /
 # AWS_DEFAULT_REGION, else your AWS config's; looked up once, when first needed. Empty leaves it to
 # the tools (they fail asking for one).
@@ -51,7 +53,7 @@ $$($(AWS) cloudformation describe-stacks --stack-name $(STACK) $(REGION_FLAG) \
 	--query "Stacks[0].Outputs[?OutputKey=='$(1)'].OutputValue" --output text)
 endef
 
-.PHONY: sam-venv validate build deploy invoke logs destroy
+.PHONY: sam-venv validate build deploy invoke invoke-detector logs detector-logs destroy
 
 sam-venv: $(SAM_STAMP) ## Create .venv-sam with pinned aws-sam-cli, cfn-lint and the AWS CLI
 
@@ -111,10 +113,34 @@ invoke: $(SAM_STAMP) ## Invoke the deployed function with EVENT (default events/
 		echo "verify found a failing check: each has its remedy above" >&2; exit 1; \
 	fi
 
+# A hunt reads a range of the archive and may take the whole timeout. An SQS event names objects
+# by bucket and key: edit them to one of yours first (events/detector-sqs-s3.json).
+invoke-detector: $(SAM_STAMP) ## Invoke the deployed detector with DETECTOR_EVENT (default events/detector-hunt.json)
+	@set -eu; \
+	fn=$(call stack_output,DetectorFunctionName); \
+	test -n "$$fn" && test "$$fn" != None || { echo "no DetectorFunctionName output: is stack $(STACK) deployed in $(or $(REGION),your default Region)?" >&2; exit 1; }; \
+	mkdir -p .aws-sam; out=.aws-sam/invoke-detector-response.json; \
+	echo "invoking $$fn with $(DETECTOR_EVENT) (up to the function timeout)..." >&2; \
+	err=$$($(AWS) lambda invoke --function-name "$$fn" $(REGION_FLAG) --cli-read-timeout 0 \
+		--payload fileb://$(DETECTOR_EVENT) --query FunctionError --output text "$$out"); \
+	$(SAM_VENV)/bin/python -m json.tool "$$out"; \
+	if [ "$$err" != None ]; then \
+		echo "the detector failed: its errorType is above (details: make detector-logs)" >&2; exit 1; \
+	fi; \
+	if $(SAM_VENV)/bin/python -c 'import json,sys; d = json.load(open(sys.argv[1])); sys.exit(bool(isinstance(d, dict) and d.get("batchItemFailures")))' "$$out"; then :; else \
+		echo "some records failed (batchItemFailures): SQS would retry them; see make detector-logs" >&2; exit 1; \
+	fi
+
 logs: $(SAM_STAMP) ## Tail the function's logs (sam logs --tail)
 	@set -eu; \
 	group=$(call stack_output,LogGroupName); \
 	test -n "$$group" && test "$$group" != None || { echo "no LogGroupName output: is stack $(STACK) deployed?" >&2; exit 1; }; \
+	$(SAM) logs --config-file $(SAMCONFIG) --stack-name $(STACK) --cw-log-group "$$group" --tail $(REGION_FLAG)
+
+detector-logs: $(SAM_STAMP) ## Tail the detector's logs (sam logs --tail)
+	@set -eu; \
+	group=$(call stack_output,DetectorLogGroupName); \
+	test -n "$$group" && test "$$group" != None || { echo "no DetectorLogGroupName output: is stack $(STACK) deployed?" >&2; exit 1; }; \
 	$(SAM) logs --config-file $(SAMCONFIG) --stack-name $(STACK) --cw-log-group "$$group" --tail $(REGION_FLAG)
 
 destroy: $(SAM_STAMP) ## Delete the stack (sam delete); the bucket, state table and secret are retained
