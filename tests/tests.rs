@@ -11,6 +11,8 @@
 //!   the canary and tamper signals, the rate budget;
 //! - `query_engine`: DuckDB reads the archive as written (Hive partitions, every field);
 //! - `detections`: every shipped Sigma rule against its own test cases, through the detector's engine;
+//! - `detector_e2e`: the collector, moto S3 -> SNS -> SQS, the built detector through the Runtime API,
+//!   the alert topic: alerts once, with their attributes, correlations across objects, redelivery;
 //! - `contract`: the README's configuration table, template.yaml and the code agree;
 //! - `faults`: one test per fault class (API faults from the simulator, AWS faults from the fault
 //!   proxy in front of moto, killed processes, deadlines, concurrent runs, bad input): outcome
@@ -24,6 +26,7 @@ mod aws_adapters;
 mod chaos;
 mod contract;
 mod detections;
+mod detector_e2e;
 mod end_to_end;
 mod faults;
 mod feed_http;
