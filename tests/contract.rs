@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 
 use anthropic_compliance_collector::config::VARIABLES;
+use anthropic_compliance_collector::detector::config::DETECTOR_VARIABLES;
+use anthropic_compliance_collector::detector::report;
 use anthropic_compliance_collector::telemetry;
 use yaml_rust2::{Yaml, YamlLoader};
 
@@ -78,6 +80,63 @@ fn template_sets_every_variable_with_the_codes_defaults_and_ranges() {
 }
 
 #[test]
+fn the_detectors_table_and_environment_match_its_code() {
+    // GIVEN the README's table under "### Configuration of the detector"
+    let readme = read("README.md");
+    let section = readme
+        .split("### Configuration of the detector")
+        .nth(1)
+        .unwrap()
+        .split("\n#")
+        .next()
+        .unwrap();
+    let rows: Vec<(String, String, String)> = section
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            (cells[1].trim_matches('`').into(), cells[2].into(), cells[3].trim_matches('`').into())
+        })
+        .collect();
+    // THEN it lists the code's variables in order, with their defaults
+    let names: Vec<&str> = rows.iter().map(|(n, _, _)| n.as_str()).collect();
+    let code: Vec<&str> = DETECTOR_VARIABLES.iter().map(|v| v.name).collect();
+    assert_eq!(names, code);
+    for (v, (name, required, default)) in DETECTOR_VARIABLES.iter().zip(&rows) {
+        match (v.name, v.default) {
+            // Derived from OUTPUT_PREFIX in the code.
+            ("CUSTOM_RULES_PREFIX", None) => {
+                assert_eq!((required.as_str(), default.as_str()), ("no", "<OUTPUT_PREFIX>_rules/"))
+            }
+            (_, None) => assert_eq!((required.as_str(), default.as_str()), ("yes", ""), "{name}"),
+            (_, Some(d)) => assert_eq!((required.as_str(), default.as_str()), ("no", d), "{name}"),
+        }
+    }
+    // AND the template sets exactly these on the detector, from parameters with the same
+    // defaults and ranges
+    let t = template();
+    let parameters = t["Parameters"].as_hash().unwrap();
+    let env = t["Resources"]["DetectorFunction"]["Properties"]["Environment"]["Variables"]
+        .as_hash()
+        .unwrap();
+    let env: BTreeMap<String, &Yaml> =
+        env.iter().map(|(k, v)| (k.as_str().unwrap().to_owned(), v)).collect();
+    let mut sorted = code.clone();
+    sorted.sort_unstable();
+    assert_eq!(env.keys().map(String::as_str).collect::<Vec<_>>(), sorted);
+    assert_eq!(env["CUSTOM_RULES_PREFIX"].as_str(), Some("${OutputPrefix}_rules/"));
+    for v in DETECTOR_VARIABLES.iter().filter(|v| v.default.is_some()) {
+        let parameter = env[v.name].as_str().unwrap();
+        let p = &parameters[&Yaml::String(parameter.into())];
+        assert_eq!(scalar(&p["Default"]).as_deref(), v.default, "{} ← {parameter}", v.name);
+        if let Some((min, max)) = v.range {
+            assert_eq!(scalar(&p["MinValue"]), Some(min.to_string()), "{parameter} MinValue");
+            assert_eq!(scalar(&p["MaxValue"]), Some(max.to_string()), "{parameter} MaxValue");
+        }
+    }
+}
+
+#[test]
 fn every_alarm_watches_a_metric_the_code_emits() {
     let emitted = [
         telemetry::EVENTS_PROCESSED,
@@ -93,6 +152,9 @@ fn every_alarm_watches_a_metric_the_code_emits() {
         telemetry::COMPLIANCE_LOGGING_DISABLED,
         telemetry::CANARY_MISSING,
         telemetry::LATE_BEYOND_OVERLAP,
+        report::DETECTOR_ERRORS,
+        report::RULES_INVALID,
+        report::ALERTS_PUBLISHED,
     ];
     let t = template();
     let mut custom = 0;

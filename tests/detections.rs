@@ -149,3 +149,18 @@ fn a_case_file_belongs_to_a_rule() {
         }
     }
 }
+
+#[test]
+fn only_the_correlation_feeders_named_here_stay_silent() {
+    // GIVEN the shipped rules THEN the rules that raise no alert of their own are exactly the
+    // per-email, per-user and content-access feeders (a single failed SSO sign-in and a single
+    // Anthropic access alert on their own: managed packs alert on both)
+    let rules = shipped_rules();
+    let mut silent: Vec<&str> =
+        rules.silent().map(|m| m.file.rsplit('/').next().unwrap_or_default()).collect();
+    silent.sort();
+    assert_eq!(
+        silent,
+        ["content_access_failed.yml", "key_created_by_user.yml", "sso_login_failed_for_email.yml"]
+    );
+}

@@ -278,6 +278,11 @@ impl RuleSet {
         self.metas.iter().chain(self.correlations.iter().map(|c| &c.meta))
     }
 
+    /// The detection rules that raise no alert of their own (they only feed a correlation).
+    pub fn silent(&self) -> impl Iterator<Item = &RuleMeta> {
+        self.metas.iter().filter(|m| self.routes.get(&m.id).is_some_and(|r| !r.alerts))
+    }
+
     pub fn correlations(&self) -> &[Correlation] {
         &self.correlations
     }

@@ -7,8 +7,8 @@ use std::time::Duration;
 use crate::config::{ConfigError, Variable, number, text};
 use crate::detect::packs::PackSelection;
 
-/// Matches on activities older than this are findings only; a week of backfill at most pages.
-const MAX_AGE_RANGE: (u64, u64) = (0, 8_784);
+/// `ALERT_MAX_AGE_HOURS`: 0 publishes nothing (findings only), at most a year.
+const MAX_AGE_RANGE: (u64, u64) = (0, 8_760);
 
 /// Every variable of the detector's contract, in the README's order.
 pub const DETECTOR_VARIABLES: &[Variable] = &[

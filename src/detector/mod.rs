@@ -72,13 +72,13 @@ where
         let invocation = DetectorInvocation::from_payload(payload)?;
         let now = self.clock.now();
         let deadline = Deadline::new(now, deadline);
-        let loaded = self
+        let (loaded, rules_unreadable) = self
             .rules
             .get(&self.archive, &self.config.packs, &self.config.custom_rules_prefix, now)
             .await;
         let mut report = DetectorReport {
             rules_invalid: loaded.invalid.len() as u64,
-            errors: u64::from(loaded.degraded),
+            errors: u64::from(rules_unreadable),
             ..DetectorReport::default()
         };
         let answer = match invocation {
@@ -97,7 +97,9 @@ where
                 }
             }
             DetectorInvocation::Hunt { from, to } => {
-                self.hunt(&loaded.rules, from, to, &deadline, &mut report).await
+                let hunted = self.hunt(&loaded.rules, from, to, &deadline, &mut report).await;
+                report.errors += u64::from(hunted.is_err());
+                hunted
             }
         };
         self.emit(&report).await;

@@ -39,21 +39,22 @@ pub struct RulesCache {
 }
 
 impl RulesCache {
-    /// The rules to evaluate now: the cached load while fresh, else a new one.
+    /// The rules to evaluate now: the cached load while fresh, else a new one; and whether the
+    /// custom rules could not be read this time (a detector error to count).
     pub async fn get(
         &self,
         archive: &impl ObjectSink,
         packs: &PackSelection,
         custom_prefix: &str,
         now: Timestamp,
-    ) -> Arc<LoadedRules> {
+    ) -> (Arc<LoadedRules>, bool) {
         let cached = self.current.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if let Some(cached) = &cached {
             let age = now.duration_since(cached.loaded_at);
             if !cached.degraded
                 && age < jiff::SignedDuration::try_from(RULES_TTL).unwrap_or_default()
             {
-                return cached.clone();
+                return (cached.clone(), false);
             }
         }
         let loaded = match custom_files(archive, custom_prefix).await {
@@ -61,13 +62,14 @@ impl RulesCache {
             Err(e) => {
                 tracing::error!(prefix = custom_prefix, error = %error_chain(&e), "cannot read the custom rules; evaluating without them until they can be read");
                 match cached {
-                    Some(previous) => return previous,
-                    None => Arc::new(load(packs, &[], now, true)),
+                    Some(previous) if !previous.degraded => return (previous, true),
+                    _ => Arc::new(load(packs, &[], now, true)),
                 }
             }
         };
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(loaded.clone());
-        loaded
+        let failed = loaded.degraded;
+        (loaded, failed)
     }
 }
 
