@@ -28,15 +28,16 @@ test: venv ## Run every test: unit, adapters on moto and the simulator, end to e
 	$(CARGO) build --workspace --all-targets --locked
 	$(CARGO) test --workspace --locked
 
-lint: ## cargo fmt --check, clippy -D warnings, cfn-lint and sam validate --lint
+lint: ## cargo fmt --check, clippy -D warnings, cfn-lint, sam validate --lint and sigma check on every rule
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	$(MAKE) validate
+	$(MAKE) sigma-check
 
 check: lint test ## Everything CI runs
 
-demo: venv ## Run the collector end to end on local services (simulator + moto) and show what landed
-	$(CARGO) build --locked --bin anthropic-compliance-collector
+demo: venv ## Run the collector and the detector end to end on local services (simulator + moto) and show what landed and what alerted
+	$(CARGO) build --locked --bin anthropic-compliance-collector --bin anthropic-compliance-detector
 	$(CARGO) run --locked --quiet --example demo
 
 clean: ## Remove build outputs and virtualenvs

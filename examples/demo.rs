@@ -5,16 +5,24 @@
 //! the Lambda Runtime API protocol twice, with new and late-indexed activities arriving between
 //! the runs. Prints the run summaries, the objects, one decoded record, the state item and the
 //! metric, checks exactly-once against the simulator, and stops everything it started.
+//!
+//! The detector runs too, as deployed: the bucket notifies an SNS topic, raw to the detector's SQS
+//! queue, from which Lambda's event source mapping (testkit's player) invokes the built
+//! `anthropic-compliance-detector`; its alerts go to an alert topic that an SQS queue subscribes
+//! to. A few dangerous activities are seeded in the feed, and the demo shows the alerts that
+//! reached the topic, one of them decoded.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use compliance_sim::{ApiKey, GenerateSpec, SimConfig, Simulator};
+use compliance_sim::{ApiKey, GenerateSpec, Seed, SimConfig, Simulator};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 use testkit::aws::{self, Clients};
+use testkit::event_source::SqsEventSource;
 use testkit::lambda::{LambdaFunction, Outcome};
 use testkit::moto::Moto;
+use testkit::pubsub::{self, QueueOptions, SnsNotification};
 
 const KEY: &str = "sk-ant-api01-demo-key-never-logged";
 const BUCKET: &str = "demo-activity-archive";
@@ -63,6 +71,49 @@ async fn main() -> Result<(), Error> {
     });
     println!(
         "The feed holds 2,500 activities of the last 24 hours; 40 more exist but are not indexed yet.\n"
+    );
+    let dangerous = seed_dangerous(&sim, now)?;
+    println!(
+        "Among them, {dangerous} dangerous ones: an admin API key created, SSO switched off, the"
+    );
+    println!(
+        "primary owner transferred, an artifact shared publicly, six failed SSO sign-ins for one email.\n"
+    );
+
+    // The detector's part of the template: object-created topic -> raw SQS queue -> detector;
+    // alert topic -> a subscriber's queue (a pager, a SIEM).
+    let objects_topic = pubsub::create_topic(&clients.sns, "demo-object-created").await?;
+    pubsub::notify_topic_on_object_created(
+        &clients.s3,
+        BUCKET,
+        &objects_topic,
+        &format!("{PREFIX}year="),
+        ".json.gz",
+    )
+    .await?;
+    let queue_options =
+        QueueOptions { visibility_timeout: Some(Duration::from_secs(5)), dead_letter: None };
+    let detector_queue =
+        pubsub::create_queue(&clients.sqs, "demo-detector", &queue_options).await?;
+    pubsub::subscribe_queue(&clients.sns, &objects_topic, &detector_queue, true, None).await?;
+    let alert_topic = pubsub::create_topic(&clients.sns, "demo-alerts").await?;
+    let pager = pubsub::create_queue(&clients.sqs, "demo-pager", &QueueOptions::default()).await?;
+    pubsub::subscribe_queue(&clients.sns, &alert_topic, &pager, false, None).await?;
+    let mut detector_env = aws::env_for(moto.endpoint());
+    for (k, v) in [
+        ("OUTPUT_BUCKET", BUCKET.to_owned()),
+        ("STATE_TABLE", TABLE.into()),
+        ("ALERT_TOPIC_ARN", alert_topic.clone()),
+        ("AWS_LAMBDA_FUNCTION_NAME", "anthropic-compliance-detector-demo".into()),
+        ("RUST_LOG", "warn".into()),
+    ] {
+        detector_env.push((k.into(), v));
+    }
+    let mut detector =
+        LambdaFunction::start(testkit::binary_path("anthropic-compliance-detector"), detector_env)?;
+    let event_source = SqsEventSource::new(clients.sqs.clone(), detector_queue);
+    println!(
+        "  the detector: bucket -> SNS demo-object-created -> SQS demo-detector -> detector -> SNS demo-alerts -> SQS demo-pager\n"
     );
 
     let mut env = aws::env_for(moto.endpoint());
@@ -186,6 +237,8 @@ async fn main() -> Result<(), Error> {
         println!();
     }
 
+    show_alerts(&clients, BUCKET, &event_source, &mut detector, &pager).await?;
+
     let dims = [("FunctionName", function.function_name())];
     let points =
         aws::metric_datapoints(&clients.cloudwatch, NAMESPACE, "EventsProcessed", &dims).await?;
@@ -216,9 +269,10 @@ async fn main() -> Result<(), Error> {
         duplicates
     );
     drop(function);
+    drop(detector);
     drop(server);
     drop(moto);
-    println!("Stopped the function, the simulator and moto.");
+    println!("Stopped the functions, the simulator and moto.");
     if missing > 0 || duplicates > 0 {
         return Err("the demo found a gap or a duplicate".into());
     }
@@ -254,6 +308,96 @@ async fn invoke(
         }
         other => Err(format!("{title} failed: {other:?}\n{}", invocation.logs.join("\n")).into()),
     }
+}
+
+/// The dangerous activities the demo's feed holds; how many.
+fn seed_dangerous(sim: &Simulator, now: Timestamp) -> Result<usize, Error> {
+    let user = json!({"type": "user_actor", "email_address": "mallory@example.com", "user_id": "user_01DEMOMALLORY", "ip_address": "203.0.113.66", "user_agent": "Mozilla/5.0"});
+    let mut seeds = vec![
+        Seed::new("admin_api_key_created", now - mins(50)).with("actor", user.clone()),
+        Seed::new("org_sso_toggled", now - mins(45))
+            .with("actor", user.clone())
+            .with("enabled", false),
+        Seed::new("primary_owner_transferred", now - mins(40)).with("actor", user.clone()),
+        Seed::new("claude_artifact_sharing_updated", now - mins(35))
+            .with("actor", user)
+            .with("audience", json!([{"type": "public"}])),
+    ];
+    for i in 0..6 {
+        seeds.push(Seed::new("sso_login_failed", now - mins(30) + SignedDuration::from_secs(40 * i)).with(
+            "actor",
+            json!({"type": "unauthenticated_user_actor", "unauthenticated_email_address": "ceo@example.com", "ip_address": "198.51.100.9", "user_agent": "python-requests/2.32"}),
+        ));
+    }
+    for seed in &seeds {
+        sim.seed(seed)?;
+    }
+    Ok(seeds.len())
+}
+
+/// Lets the event source mapping drain the detector's queue, then prints what reached the alert
+/// topic and the findings written.
+async fn show_alerts(
+    clients: &Clients,
+    bucket: &str,
+    source: &SqsEventSource,
+    detector: &mut LambdaFunction,
+    pager: &pubsub::Queue,
+) -> Result<(), Error> {
+    let deliveries =
+        source.drain(detector, Duration::from_secs(60), Duration::from_secs(60)).await?;
+    let retried: usize = deliveries.iter().map(|d| d.settlement.retried.len()).sum();
+    println!(
+        "The detector: {} invocation(s) over the object-created notifications, {retried} message(s) retried.",
+        deliveries.len()
+    );
+    let alerts: Vec<SnsNotification> = pubsub::drain(&clients.sqs, pager)
+        .await?
+        .iter()
+        .map(|m| SnsNotification::parse(&m.body))
+        .collect::<Result<_, _>>()?;
+    println!(
+        "Alerts on the alert topic ({}), as a subscriber receives them (subject, attributes):",
+        alerts.len()
+    );
+    for alert in &alerts {
+        let a = &alert.message_attributes;
+        println!(
+            "  {:<60} level={:<9} pack={:<15} rule_id={}",
+            alert.subject.as_deref().unwrap_or("-"),
+            a.get("level").map_or("-", String::as_str),
+            a.get("pack").map_or("-", String::as_str),
+            a.get("rule_id").map_or("-", String::as_str),
+        );
+    }
+    let decoded = alerts
+        .iter()
+        .find(|a| {
+            a.message_attributes.get("level").map(String::as_str) == Some("high")
+                && a.message.contains("\"group\"")
+        })
+        .or_else(|| alerts.first());
+    if let Some(alert) = decoded {
+        let mut body: Value = serde_json::from_str(&alert.message)?;
+        if let Some(activities) = body["activities"].as_array_mut() {
+            let n = activities.len();
+            activities.truncate(1);
+            if n > 1 {
+                activities.push(Value::from(format!("… {} more", n - 1)));
+            }
+        }
+        println!("One alert decoded (the message body; activities trimmed to the first):");
+        println!("{}", indent(&serde_json::to_string_pretty(&body)?));
+    }
+    let findings = aws::list_objects(&clients.s3, bucket, &format!("{PREFIX}_findings/")).await?;
+    println!(
+        "Every match is also a finding: {} object(s) under {PREFIX}_findings/.\n",
+        findings.len()
+    );
+    if alerts.is_empty() {
+        return Err("the demo's dangerous activities raised no alert".into());
+    }
+    Ok(())
 }
 
 fn hours(h: i64) -> SignedDuration {
