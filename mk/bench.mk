@@ -12,6 +12,6 @@ BENCH_TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 .PHONY: bench
 
 bench: venv ## Measure memory, CPU, start-up, requests, wall time, binary size and cost; write BENCHMARKS.md (BENCH_QUICK=1: 10x smaller)
-	$(CARGO) build --release --locked -p anthropic-compliance-collector --bin anthropic-compliance-collector
+	$(CARGO) build --release --locked -p anthropic-compliance-collector --bin anthropic-compliance-collector --bin anthropic-compliance-detector
 	$(CARGO) build --release --locked -p compliance-sim -p bench --bin compliance-sim --bin bench
 	BENCH_QUICK=$(BENCH_QUICK) $(BENCH_TARGET_DIR)/release/bench

@@ -9,6 +9,7 @@
 //! backlog ten times smaller.
 
 mod cost;
+mod detector;
 mod floor;
 mod procfs;
 mod proxy;
@@ -101,7 +102,7 @@ async fn run() -> Result<(), Error> {
         commands: vec![
             format!("{}make bench", if quick { "BENCH_QUICK=1 " } else { "" }),
             "# which runs:".to_owned(),
-            "cargo build --release --locked -p anthropic-compliance-collector --bin anthropic-compliance-collector".to_owned(),
+            "cargo build --release --locked -p anthropic-compliance-collector --bin anthropic-compliance-collector --bin anthropic-compliance-detector".to_owned(),
             "cargo build --release --locked -p compliance-sim -p bench --bin compliance-sim --bin bench".to_owned(),
             "target/release/bench".to_owned(),
             "# and inside it (moto from .venv via testkit; timestamps as of this run):".to_owned(),
@@ -121,6 +122,24 @@ async fn run() -> Result<(), Error> {
     let drain_large = scenario::drain(&mut bench, large, 12).await?;
     let rss_section = rss_table(&[&drain_small, &drain_large]);
     let rss_trace_large = drain_large.rss_tenths.clone();
+    progress(
+        "detector: every pack over the drains' archives (anthropic-compliance-detector evaluate)",
+    );
+    let detector_binary = testkit::binary_path("anthropic-compliance-detector");
+    let detect_small = detector::measure(
+        &bench.clients.s3,
+        &drain_small.target.bucket,
+        scenario::PREFIX,
+        &detector_binary,
+    )
+    .await?;
+    let detect_large = detector::measure(
+        &bench.clients.s3,
+        &drain_large.target.bucket,
+        scenario::PREFIX,
+        &detector_binary,
+    )
+    .await?;
     progress("floor: reading the objects back and compressing them at every level");
     let floor = floor::measure(
         &bench.clients.s3,
@@ -148,6 +167,10 @@ async fn run() -> Result<(), Error> {
     figures.push(trace_figure(large, &rss_trace_large));
     let (cpu_figures, cpu_section) = cpu_figures(&drains[1], &floor, &startups);
     figures.extend(cpu_figures);
+    let (detector_figures, detector_section) =
+        detector_figures(&drains[1], &detect_small, &detect_large);
+    figures.extend(detector_figures);
+    sections.push(("Detector".to_owned(), detector_section));
     figures.push(startup_figure(&startups));
     figures.extend(request_figures(&drains));
     figures.extend(wall_figures(&[&wall_default, &wall_full]));
@@ -350,6 +373,56 @@ fn cpu_figures(
         );
     }
     (figures, s)
+}
+
+/// The detector against the targets: CPU at most a quarter of the collector's for the
+/// same activities, peak RSS at most 48 MiB and flat from the 100k to the 1M archive.
+fn detector_figures(
+    drain: &(usize, scenario::Run, scenario::Run),
+    small: &detector::DetectorRun,
+    large: &detector::DetectorRun,
+) -> (Vec<Figure>, String) {
+    let collector_cpu = drain.1.sample.cpu.as_secs_f64();
+    let cpu = large.cpu.as_secs_f64();
+    let share = cpu / collector_cpu.max(1e-9);
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    let flat =
+        mib(large.peak_rss_kib) <= mib(small.peak_rss_kib) * (1.0 + FLAT_SHARE) + FLAT_SLACK_MIB;
+    let figures = vec![
+        Figure::new(
+            format!(
+                "detector CPU (user+sys), every pack over the {}-activity archive, against the collector's",
+                thousands(large.activities)
+            ),
+            format!("{cpu:.2} s vs collector {collector_cpu:.2} s = {share:.2}×"),
+            "≤ 0.25×",
+            Verdict::of(share <= 0.25),
+        ),
+        Figure::new(
+            "detector peak RSS (100k archive → 1M archive)",
+            format!("{:.1} MiB → {:.1} MiB", mib(small.peak_rss_kib), mib(large.peak_rss_kib)),
+            format!("≤ {PEAK_RSS_MIB} MiB, flat"),
+            Verdict::of(mib(large.peak_rss_kib) <= PEAK_RSS_MIB && flat),
+        ),
+    ];
+    let mut section = String::from(
+        "`anthropic-compliance-detector evaluate` (release) over every activity object of a drain, read back from moto to local files; CPU and peak RSS from `wait4` for that process alone. The function runs the same engine per object, plus one S3 read, one DynamoDB round trip per correlation group touched and one SNS publish per fresh alert.\n\n| archive | objects | largest object (gzip) | activities | alerts | CPU | activities per CPU-second | peak RSS |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for run in [small, large] {
+        let _ = writeln!(
+            section,
+            "| {} | {} | {} KiB | {} | {} | {:.2} s | {} | {:.1} MiB |",
+            thousands(run.activities),
+            run.objects,
+            run.largest_object_bytes / 1024,
+            thousands(run.activities),
+            thousands(run.alerts),
+            run.cpu.as_secs_f64(),
+            thousands((run.activities as f64 / run.cpu.as_secs_f64().max(1e-9)) as u64),
+            mib(run.peak_rss_kib),
+        );
+    }
+    (figures, section)
 }
 
 fn startup_figure(startups: &[Startup]) -> Figure {
