@@ -6,7 +6,6 @@
 
 pub mod encode;
 pub mod key;
-pub mod manifest;
 pub mod s3;
 
 use std::future::Future;
@@ -84,6 +83,13 @@ pub mod memory {
     }
 
     impl MemorySink {
+        fn bucket(&self) -> Result<(), SinkError> {
+            match self.missing_bucket {
+                true => Err(SinkError::BucketNotFound { bucket: "memory".into() }),
+                false => Ok(()),
+            }
+        }
+
         /// Every delivered line, by object, in key order.
         pub fn ids(&self) -> Vec<String> {
             self.objects
@@ -98,12 +104,10 @@ pub mod memory {
 
     impl ObjectSink for MemorySink {
         async fn probe(&self) -> Result<(), SinkError> {
-            if self.missing_bucket {
-                return Err(SinkError::BucketNotFound { bucket: "memory".into() });
-            }
-            Ok(())
+            self.bucket()
         }
         async fn put_new(&self, object: &EncodedObject) -> Result<PutOutcome, SinkError> {
+            self.bucket()?;
             let mut budget = self.fail_after_puts.lock().unwrap();
             if let Some(n) = budget.as_mut() {
                 if *n == 0 {
@@ -128,6 +132,7 @@ pub mod memory {
             body: Vec<u8>,
             _: &'static str,
         ) -> Result<PutOutcome, SinkError> {
+            self.bucket()?;
             let mut markers = self.markers.lock().unwrap();
             if markers.contains_key(key) {
                 return Ok(PutOutcome::AlreadyPresent);
@@ -136,6 +141,7 @@ pub mod memory {
             Ok(PutOutcome::Created)
         }
         async fn list(&self, prefix: &str) -> Result<Vec<String>, SinkError> {
+            self.bucket()?;
             Ok(self
                 .objects
                 .lock()
@@ -146,7 +152,9 @@ pub mod memory {
                 .collect())
         }
         async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, SinkError> {
-            Ok(self.objects.lock().unwrap().get(key).cloned())
+            self.bucket()?;
+            let markers = self.markers.lock().unwrap();
+            Ok(self.objects.lock().unwrap().get(key).or_else(|| markers.get(key)).cloned())
         }
     }
 }

@@ -17,8 +17,9 @@ use serde::Deserialize;
 use super::body_pool::BodyPool;
 use super::query::{ACTIVITIES_PATH, query_string};
 use super::retry::{Backoff, Decision, Failure, decide};
-use super::{ActivityFeed, FeedError, Page, PageQuery, RequestStats};
+use super::{ActivityFeed, FeedClient, FeedError, Page, PageQuery, RequestStats};
 use crate::clock::{Clock, Deadline};
+use crate::error::error_chain;
 use crate::secrets::ApiKey;
 
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -144,6 +145,17 @@ impl<C: Clock> HttpClient<C> {
 }
 
 /// One run's view of the feed: the shared client and the key read for this run.
+impl<C: Clock> FeedClient for HttpClient<C> {
+    type Feed<'a>
+        = HttpFeed<'a, C>
+    where
+        C: 'a;
+
+    fn with_key<'a>(&'a self, key: &'a ApiKey) -> HttpFeed<'a, C> {
+        HttpClient::with_key(self, key)
+    }
+}
+
 pub struct HttpFeed<'a, C> {
     client: &'a HttpClient<C>,
     key: &'a ApiKey,
@@ -434,16 +446,4 @@ fn error_body(body: &[u8], status: StatusCode) -> (String, String) {
             String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
         ),
     }
-}
-
-/// The error and its sources, joined: reqwest's top-level message alone hides the cause.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }

@@ -17,6 +17,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use crate::clock::Deadline;
+use crate::secrets::ApiKey;
 pub use page::{Activity, Page, PageError};
 
 /// One page request: oldest first, within `[from, to)`, after `cursor` when resuming.
@@ -62,6 +63,25 @@ pub trait ActivityFeed: Send + Sync {
         query: &PageQuery,
         deadline: Deadline,
     ) -> impl Future<Output = (Result<Page, FeedError>, RequestStats)> + Send;
+}
+
+impl<T: ActivityFeed> ActivityFeed for &T {
+    fn fetch(
+        &self,
+        query: &PageQuery,
+        deadline: Deadline,
+    ) -> impl Future<Output = (Result<Page, FeedError>, RequestStats)> + Send {
+        (**self).fetch(query, deadline)
+    }
+}
+
+/// The port a collector reaches the feed through: built once per cold start, it lends each run
+/// an [`ActivityFeed`] that uses the key the run just read.
+pub trait FeedClient: Send + Sync {
+    type Feed<'a>: ActivityFeed
+    where
+        Self: 'a;
+    fn with_key<'a>(&'a self, key: &'a ApiKey) -> Self::Feed<'a>;
 }
 
 /// A failed fetch, by what the operator or the run should do about it.

@@ -158,6 +158,8 @@ pub mod memory {
         /// The most keys any committed write intent held.
         pub max_intent_keys: Mutex<usize>,
         pub on_commit: Mutex<Option<CommitHook>>,
+        /// Answer every call as a table that does not exist would.
+        pub missing_table: bool,
     }
 
     impl MemoryStore {
@@ -170,6 +172,13 @@ pub mod memory {
             *self.on_commit.lock().unwrap() = Some(Box::new(hook));
         }
 
+        fn table(&self) -> Result<(), StateError> {
+            match self.missing_table {
+                true => Err(StateError::TableNotFound { table: "memory".into() }),
+                false => Ok(()),
+            }
+        }
+
         fn run_hook(&self, item: &mut Option<Versioned>) {
             if let Some(hook) = self.on_commit.lock().unwrap().as_mut() {
                 hook(item);
@@ -179,6 +188,7 @@ pub mod memory {
 
     impl StateStore for MemoryStore {
         async fn load(&self, stream: &str) -> Result<Option<Versioned>, StateError> {
+            self.table()?;
             if stream != LIVE_STREAM {
                 return Ok(self.others.lock().unwrap().get(stream).cloned());
             }
@@ -190,6 +200,7 @@ pub mod memory {
             state: &SyncState,
             expected: Option<u64>,
         ) -> Result<u64, StateError> {
+            self.table()?;
             let intent_keys = state.pending.as_ref().map_or(0, |p| p.keys.len());
             let mut max_intent_keys = self.max_intent_keys.lock().unwrap();
             *max_intent_keys = (*max_intent_keys).max(intent_keys);

@@ -3,8 +3,10 @@
 //! invariants are tested against in-memory fakes and the same code runs against S3 and DynamoDB.
 
 pub mod advance;
+pub mod backfill;
 pub mod canary;
 pub mod decide;
+pub mod fetch;
 pub mod plan;
 pub mod reconcile;
 pub mod report;

@@ -15,8 +15,9 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 
 use super::decide::decide;
+use super::fetch::Fetched;
 use super::plan::signed;
-use super::run::{Fetched, Progress, Run, SyncError};
+use super::run::{Progress, Run, SyncError};
 use super::write::Written;
 use crate::archive::key::partition;
 use crate::archive::{ObjectSink, decode_activities};

@@ -1,7 +1,7 @@
 //! One run of the collector: recover, plan, then page → decide → write → advance → commit until
 //! done. This file is the loop and its I/O; the decisions are pure functions beside it: the page's
 //! ([`super::decide`]), the window's advance ([`super::advance`]), the canary's
-//! ([`super::canary`]), and the writing of a batch ([`super::write`]) and of the hours
+//! ([`super::canary`]), the fetch of a page shared with reconciliation ([`super::fetch`]), and the writing of a batch ([`super::write`]) and of the hours
 //! reconciled after it ([`super::reconcile`]).
 //!
 //! Invariants, in the order the code keeps them:
@@ -29,6 +29,7 @@ use jiff::Timestamp;
 use super::advance::{Advanced, advance, next_overlap_start, reread_from_position};
 use super::canary::Canary;
 use super::decide::decide;
+use super::fetch::Fetched;
 use super::plan::{Horizons, Mode, plan, settle_line, signed};
 use super::reconcile::first_reconciled_hour;
 use super::write::{Lease, Written, lease};
@@ -37,7 +38,7 @@ use crate::archive::{Encoder, ObjectSink, SinkError};
 use crate::clock::{Clock, Deadline};
 #[cfg(doc)]
 use crate::feed::PAGE_LIMIT;
-use crate::feed::{ActivityFeed, FeedError, Page, PageError, PageQuery};
+use crate::feed::{ActivityFeed, FeedError, Page, PageQuery};
 use crate::state::{Pending, StateError, StateStore, SyncState, Window};
 
 /// How long a batch's write intent excludes other runs. The writer starts no put after
@@ -155,15 +156,6 @@ pub(super) struct Progress {
     /// The watermark the run started from: activities older than it are late arrivals.
     previous_watermark: Option<Timestamp>,
     canary: Canary,
-}
-
-/// A page fetched, or why there is none.
-pub(super) enum Fetched {
-    Page(Page),
-    /// The run stops here, resumably (deadline, rate limit).
-    Stop(StopReason),
-    /// The API refused the cursor (400): the caller may read again without it.
-    CursorRefused(FeedError),
 }
 
 impl<F, S, St, C> Run<'_, F, S, St, C>
@@ -368,44 +360,6 @@ where
         }
     }
 
-    /// Fetches one page unless the deadline has come, counting its requests, and refuses a page
-    /// whose cursor is stuck (see [`is_stuck`]); `previous_last` is the previous page's last
-    /// activity in the same read.
-    pub(super) async fn fetch_page(
-        &mut self,
-        query: &PageQuery,
-        previous_last: Option<(Timestamp, &str)>,
-    ) -> Result<Fetched, SyncError> {
-        if self.deadline.reached(self.clock.now()) {
-            return Ok(Fetched::Stop(StopReason::Deadline));
-        }
-        let (fetched, stats) = self.feed.fetch(query, self.deadline).await;
-        self.report.add(stats);
-        let page = match fetched {
-            Ok(page) => page,
-            Err(FeedError::DeadlineReached) => return Ok(Fetched::Stop(StopReason::Deadline)),
-            Err(FeedError::RateLimited { .. }) => {
-                return Ok(Fetched::Stop(StopReason::RateLimited));
-            }
-            Err(e @ FeedError::Rejected { status: 400, .. }) if query.after.is_some() => {
-                return Ok(Fetched::CursorRefused(e));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        self.report.pages += 1;
-        if is_stuck(query, &page, previous_last) {
-            let request_id = self.report.last_request_id.clone();
-            tracing::error!(
-                request_id = request_id.as_deref().unwrap_or("-"),
-                cursor = query.after.as_deref().unwrap_or("-"),
-                "the API returned the cursor it was asked after: stopping without advancing"
-            );
-            let source = PageError::StuckCursor;
-            return Err(SyncError::Feed(FeedError::InvalidPage { request_id, source }));
-        }
-        Ok(Fetched::Page(page))
-    }
-
     /// Commits the state on the version this run holds, and holds the new one; a dry run
     /// commits nothing.
     pub(super) async fn save(
@@ -421,15 +375,4 @@ where
         }
         Ok(())
     }
-}
-
-/// A page that says there is more but hands back the cursor it was asked after, or whose last
-/// activity is the previous page's or older, would have the run read the same records again and
-/// again: a protocol fault, never skipped over. The run stops without advancing.
-fn is_stuck(query: &PageQuery, page: &Page, previous_last: Option<(Timestamp, &str)>) -> bool {
-    // Ids of one instant are in the API's order, which it does not define: only an earlier time,
-    // or the very same last activity, says the cursor did not move.
-    let last = page.activities.last().map(|a| (a.created_at, a.id.as_str()));
-    let went_back = matches!((last, previous_last), (Some(l), Some(p)) if l.0 < p.0 || l == p);
-    page.has_more && (went_back || (page.last_id.is_some() && page.last_id == query.after))
 }
