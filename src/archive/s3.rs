@@ -18,15 +18,8 @@ use aws_sdk_s3::types::ChecksumAlgorithm;
 use aws_smithy_types::base64;
 use bytes::Bytes;
 
+use super::key::probe_key;
 use super::{EncodedObject, ObjectSink, PutOutcome, SinkError};
-
-/// Where the collector keeps a probe key: under a `_` segment, which query engines skip.
-pub const PROBE_KEY: &str = "_collector/probe";
-
-/// The probe key under `prefix`.
-pub fn probe_key(prefix: &str) -> String {
-    format!("{prefix}{PROBE_KEY}")
-}
 
 pub struct S3Sink {
     client: Client,

@@ -51,6 +51,8 @@ pub struct HttpClient<C> {
     hold_until: Mutex<Option<Timestamp>>,
     /// Lowered to [`LEGACY_PAGE_LIMIT`] once a server refuses a larger page.
     page_limit_cap: AtomicU32,
+    /// The retry back-off's jitter, from a seeded source ([`HttpClient::with_jitter_seed`]).
+    jitter: Mutex<fastrand::Rng>,
     /// Buffers of earlier bodies for the next pages: a body of several MB is read into memory
     /// already mapped, not into a fresh allocation the kernel must fault in page by page.
     bodies: Arc<BodyPool>,
@@ -96,11 +98,27 @@ impl<C: Clock> HttpClient<C> {
             hold_until: Mutex::new(None),
             page_limit_cap: AtomicU32::new(u32::MAX),
             bodies: BodyPool::new(SPARE_BODIES, SPARE_BODY_BYTES),
+            jitter: Mutex::new(fastrand::Rng::new()),
         })
     }
 
-    /// This client with one run's key.
+    /// This client with its retry jitter drawn from `seed`, so tests can repeat a schedule.
+    pub fn with_jitter_seed(self, seed: u64) -> HttpClient<C> {
+        HttpClient { jitter: Mutex::new(fastrand::Rng::with_seed(seed)), ..self }
+    }
+
+    /// The next jitter, in `[0, 1)`.
+    fn jitter(&self) -> f64 {
+        self.jitter.lock().unwrap_or_else(|e| e.into_inner()).f64()
+    }
+
+    /// This client with one run's key, as the `x-api-key` header's value, marked sensitive so
+    /// the HTTP stack never shows it either.
     pub fn with_key<'a>(&'a self, key: &'a ApiKey) -> HttpFeed<'a, C> {
+        let key = HeaderValue::from_str(key.as_str()).ok().map(|mut header| {
+            header.set_sensitive(true);
+            header
+        });
         HttpFeed { client: self, key }
     }
 
@@ -158,7 +176,8 @@ impl<C: Clock> FeedClient for HttpClient<C> {
 
 pub struct HttpFeed<'a, C> {
     client: &'a HttpClient<C>,
-    key: &'a ApiKey,
+    /// `None` for a key that is no header value ([`crate::secrets::parse_secret`] admits none).
+    key: Option<HeaderValue>,
 }
 
 impl<C: Clock> ActivityFeed for HttpFeed<'_, C> {
@@ -168,7 +187,12 @@ impl<C: Clock> ActivityFeed for HttpFeed<'_, C> {
         deadline: Deadline,
     ) -> (Result<Page, FeedError>, RequestStats) {
         let mut stats = RequestStats::default();
-        let result = self.fetch_counting(query, deadline, &mut stats).await;
+        let Some(key) = &self.key else {
+            let error_type = "invalid_api_key".to_owned();
+            let message = "the key cannot be sent as an HTTP header".to_owned();
+            return (Err(FeedError::Unauthorized { error_type, message, request_id: None }), stats);
+        };
+        let result = self.fetch_counting(key, query, deadline, &mut stats).await;
         (result, stats)
     }
 }
@@ -183,6 +207,7 @@ impl<C: Clock> HttpFeed<'_, C> {
 
     async fn fetch_counting(
         &self,
+        key: &HeaderValue,
         query: &PageQuery,
         deadline: Deadline,
         stats: &mut RequestStats,
@@ -190,7 +215,7 @@ impl<C: Clock> HttpFeed<'_, C> {
         let client = self.client;
         let mut attempt = 0u32;
         let mut trying_legacy_limit = false;
-        let mut last_failure: Option<String> = None;
+        let mut last_failure: Option<Failed> = None;
         loop {
             attempt += 1;
             if !client.pace(deadline).await {
@@ -206,49 +231,16 @@ impl<C: Clock> HttpFeed<'_, C> {
             url.set_query(Some(&query_string(&PageQuery { limit, ..query.clone() })));
             let timeout = REQUEST_TIMEOUT.min(deadline.remaining(client.clock.now()));
             stats.requests += 1;
-            let (failure, response, last) = match self.attempt(&url, timeout).await {
+            let failed = match self.attempt(key, &url, timeout).await {
                 Ok(Attempt::Page { page, request_id, remaining }) => {
-                    self.record_call(stats, request_id.as_deref());
-                    if trying_legacy_limit {
-                        // The 400 was about the page size: ask for 1000 from now on.
-                        client.page_limit_cap.store(LEGACY_PAGE_LIMIT, Ordering::Relaxed);
-                    }
-                    stats.request_id = request_id;
-                    stats.rate_limit_remaining = remaining.or(stats.rate_limit_remaining);
-                    tracing::info!(
-                        request_id = stats.request_id.as_deref().unwrap_or("-"),
-                        activities = page.activities.len(),
-                        has_more = page.has_more,
-                        attempt,
-                        "page fetched"
-                    );
-                    return Ok(page);
+                    let served = Served { request_id, remaining, attempt, trying_legacy_limit };
+                    return Ok(self.served(stats, page, served));
                 }
                 Ok(Attempt::Invalid { request_id, source }) => {
-                    self.record_call(stats, request_id.as_deref());
-                    tracing::error!(
-                        request_id = request_id.as_deref().unwrap_or("-"),
-                        error = %source,
-                        "unreadable page: the run stops here without advancing"
-                    );
-                    return Err(FeedError::InvalidPage { request_id, source });
+                    return Err(self.unreadable(stats, request_id, source));
                 }
                 Ok(Attempt::Status(response)) => {
-                    // Not a canary: the feed documents the calls it served (`status_code` 200);
-                    // a throttled call or one an edge failed may never be recorded.
-                    stats.rate_limit_remaining = response.remaining.or(stats.rate_limit_remaining);
-                    match response.status {
-                        429 => stats.throttled += 1,
-                        400..=499 => stats.client_errors += 1,
-                        _ => stats.server_errors += 1,
-                    }
-                    tracing::warn!(
-                        request_id = response.request_id.as_deref().unwrap_or("-"),
-                        status = response.status,
-                        error_type = %response.error_type,
-                        attempt,
-                        "request failed"
-                    );
+                    count_failed_response(stats, &response, attempt);
                     if response.status == 400 && limit > LEGACY_PAGE_LIMIT {
                         // Maybe a server that caps pages at 1000: ask again with that, once; the
                         // cap stays only if that succeeds (another 400 is about something else).
@@ -256,13 +248,7 @@ impl<C: Clock> HttpFeed<'_, C> {
                         trying_legacy_limit = true;
                         continue;
                     }
-                    let failure = Failure::Status {
-                        status: response.status,
-                        retry_after: response.retry_after,
-                        should_retry: response.should_retry,
-                    };
-                    let last = format!("{} {}", response.status, response.error_type);
-                    (failure, Some(response), last)
+                    AttemptFailed::response(response)
                 }
                 Err(e) if deadline.remaining(client.clock.now()) < MIN_REQUEST_TIME => {
                     // Cut short by the run's own stop line, not by a fault: a resumable stop.
@@ -271,35 +257,125 @@ impl<C: Clock> HttpFeed<'_, C> {
                 }
                 Err(e) => {
                     stats.transport_errors += 1;
-                    let last = error_chain(&e);
-                    tracing::warn!(error = %last, attempt, "request failed in transport");
-                    (Failure::Transport, None, last)
+                    tracing::warn!(error = %error_chain(&e), attempt, "request failed in transport");
+                    AttemptFailed { failure: Failure::Transport, response: None, last: Box::new(e) }
                 }
             };
-            match decide(failure, attempt, client.backoff, fastrand::f64()) {
-                Decision::GiveUp => {
-                    return Err(match response {
-                        Some(r) => r.into_error(attempt),
-                        None => FeedError::Unavailable { attempts: attempt, last },
-                    });
-                }
-                Decision::Retry(wait)
-                    if wait + MIN_REQUEST_TIME > deadline.remaining(client.clock.now()) =>
-                {
-                    return Err(match response {
-                        Some(r) if r.status == 429 => {
-                            FeedError::RateLimited { retry_after: r.retry_after }
-                        }
-                        _ => out_of_time(attempt, Some(last)),
-                    });
-                }
-                Decision::Retry(wait) => {
-                    last_failure = Some(last);
-                    client.clock.sleep(wait).await;
-                }
-            }
+            let (wait, last) = self.retry_or_stop(failed, attempt, deadline)?;
+            last_failure = Some(last);
+            client.clock.sleep(wait).await;
         }
     }
+
+    /// A page served: its call recorded, its request id and rate-limit reading kept.
+    fn served(&self, stats: &mut RequestStats, page: Page, served: Served) -> Page {
+        self.record_call(stats, served.request_id.as_deref());
+        if served.trying_legacy_limit {
+            // The 400 was about the page size: ask for 1000 from now on.
+            self.client.page_limit_cap.store(LEGACY_PAGE_LIMIT, Ordering::Relaxed);
+        }
+        stats.request_id = served.request_id;
+        stats.rate_limit_remaining = served.remaining.or(stats.rate_limit_remaining);
+        tracing::info!(
+            request_id = stats.request_id.as_deref().unwrap_or("-"),
+            activities = page.activities.len(),
+            has_more = page.has_more,
+            attempt = served.attempt,
+            "page fetched"
+        );
+        page
+    }
+
+    /// A 2xx the client cannot read: never retried or skipped, the run stops here.
+    fn unreadable(
+        &self,
+        stats: &mut RequestStats,
+        request_id: Option<String>,
+        source: super::PageError,
+    ) -> FeedError {
+        self.record_call(stats, request_id.as_deref());
+        tracing::error!(
+            request_id = request_id.as_deref().unwrap_or("-"),
+            error = %source,
+            "unreadable page: the run stops here without advancing"
+        );
+        FeedError::InvalidPage { request_id, source }
+    }
+
+    /// After a failed attempt: how long to wait before the next, or the error to stop with (the
+    /// retry policy gave up, or the wait does not fit before the deadline).
+    fn retry_or_stop(
+        &self,
+        failed: AttemptFailed,
+        attempt: u32,
+        deadline: Deadline,
+    ) -> Result<(Duration, Failed), FeedError> {
+        let client = self.client;
+        let AttemptFailed { failure, response, last } = failed;
+        match decide(failure, attempt, client.backoff, client.jitter()) {
+            Decision::GiveUp => Err(match response {
+                Some(r) => r.into_error(attempt),
+                None => FeedError::Unavailable { attempts: attempt, last },
+            }),
+            Decision::Retry(wait)
+                if wait + MIN_REQUEST_TIME > deadline.remaining(client.clock.now()) =>
+            {
+                Err(match response {
+                    Some(r) if r.status == 429 => {
+                        FeedError::RateLimited { retry_after: r.retry_after }
+                    }
+                    _ => out_of_time(attempt, Some(last)),
+                })
+            }
+            Decision::Retry(wait) => Ok((wait, last)),
+        }
+    }
+}
+
+/// What a served page came with.
+struct Served {
+    request_id: Option<String>,
+    remaining: Option<u32>,
+    attempt: u32,
+    trying_legacy_limit: bool,
+}
+
+/// One failed attempt: its class for the retry policy, the response if there was one, and the
+/// failure itself.
+struct AttemptFailed {
+    failure: Failure,
+    response: Option<ErrorResponse>,
+    last: Failed,
+}
+
+impl AttemptFailed {
+    fn response(response: ErrorResponse) -> AttemptFailed {
+        let failure = Failure::Status {
+            status: response.status,
+            retry_after: response.retry_after,
+            should_retry: response.should_retry,
+        };
+        let last = Box::new(response.failed());
+        AttemptFailed { failure, response: Some(response), last }
+    }
+}
+
+/// Counts an error response by class and logs it. Not a canary: the feed documents the calls it
+/// served (`status_code` 200); a throttled call or one an edge failed may never be recorded.
+fn count_failed_response(stats: &mut RequestStats, response: &ErrorResponse, attempt: u32) {
+    stats.rate_limit_remaining = response.remaining.or(stats.rate_limit_remaining);
+    match response.status {
+        429 => stats.throttled += 1,
+        400..=499 => stats.client_errors += 1,
+        _ => stats.server_errors += 1,
+    }
+    tracing::warn!(
+        request_id = response.request_id.as_deref().unwrap_or("-"),
+        status = response.status,
+        error_type = %response.error_type,
+        attempt,
+        "request failed"
+    );
 }
 
 /// A run that has no time left to retry a transient failure (5xx, transport) stops resumably
@@ -307,7 +383,20 @@ impl<C: Clock> HttpFeed<'_, C> {
 /// doing, and is counted in `ApiErrors`. With as many failures the API is failing: the run fails.
 pub const FAILED_ATTEMPTS_FOR_UNAVAILABLE: u32 = 3;
 
-fn out_of_time(failed_attempts: u32, last: Option<String>) -> FeedError {
+/// The failure of one attempt, kept whole as the source of [`FeedError::Unavailable`].
+type Failed = Box<dyn std::error::Error + Send + Sync>;
+
+/// An error response, as the last failure of a fetch given up on.
+#[derive(Debug, thiserror::Error)]
+#[error("{status} {error_type}: {message} (request-id {request_id:?})")]
+struct StatusFailed {
+    status: u16,
+    error_type: String,
+    message: String,
+    request_id: Option<String>,
+}
+
+fn out_of_time(failed_attempts: u32, last: Option<Failed>) -> FeedError {
     match last {
         Some(last) if failed_attempts >= FAILED_ATTEMPTS_FOR_UNAVAILABLE => {
             FeedError::Unavailable { attempts: failed_attempts, last }
@@ -333,16 +422,25 @@ struct ErrorResponse {
 }
 
 impl ErrorResponse {
+    fn failed(&self) -> StatusFailed {
+        StatusFailed {
+            status: self.status,
+            error_type: self.error_type.clone(),
+            message: self.message.clone(),
+            request_id: self.request_id.clone(),
+        }
+    }
+
     fn into_error(self, attempts: u32) -> FeedError {
         let ErrorResponse { status, error_type, message, request_id, .. } = self;
         match status {
             401 => FeedError::Unauthorized { error_type, message, request_id },
             403 => FeedError::Forbidden { error_type, message, request_id },
             400..=499 => FeedError::Rejected { status, error_type, message, request_id },
-            _ => FeedError::Unavailable {
-                attempts,
-                last: format!("{status} {error_type}: {message} (request-id {request_id:?})"),
-            },
+            _ => {
+                let last = StatusFailed { status, error_type, message, request_id };
+                FeedError::Unavailable { attempts, last: Box::new(last) }
+            }
         }
     }
 }
@@ -366,13 +464,18 @@ async fn read_body(
 const PRESIZE_LIMIT: u64 = 64 << 20;
 
 impl<C: Clock> HttpFeed<'_, C> {
-    async fn attempt(&self, url: &Url, timeout: Duration) -> Result<Attempt, reqwest::Error> {
+    async fn attempt(
+        &self,
+        key: &HeaderValue,
+        url: &Url,
+        timeout: Duration,
+    ) -> Result<Attempt, reqwest::Error> {
         let response = self
             .client
             .http
             .get(url.clone())
             .timeout(timeout)
-            .header("x-api-key", self.key.header())
+            .header("x-api-key", key.clone())
             .header("anthropic-version", ANTHROPIC_VERSION)
             .header("accept", "application/json")
             .send()

@@ -107,9 +107,15 @@ pub enum FeedError {
         "rate limited by the Compliance API; retry-after {retry_after:?} does not fit before the deadline"
     )]
     RateLimited { retry_after: Option<Duration> },
-    /// 5xx, 529, timeouts and broken connections that retries within the deadline did not cure.
-    #[error("the Compliance API is unavailable after {attempts} attempt(s): {last}")]
-    Unavailable { attempts: u32, last: String },
+    /// 5xx, 529, timeouts and broken connections that retries within the deadline did not cure;
+    /// `last` is the last attempt's failure (an error response, or the transport's error with
+    /// its own causes).
+    #[error("the Compliance API is unavailable after {attempts} attempt(s)")]
+    Unavailable {
+        attempts: u32,
+        #[source]
+        last: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A 2xx response the client cannot understand: never skipped, the run stops here.
     #[error("the Compliance API sent a page the collector cannot read (request-id {request_id:?})")]
     InvalidPage {

@@ -12,6 +12,7 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::Serialize;
 
+use crate::archive::key::safe_name;
 use crate::sync::{ObjectRecord, PageRecord, RunReport, StopReason};
 
 #[derive(Debug, Serialize)]
@@ -116,10 +117,7 @@ impl From<&RunReport> for Totals {
 pub fn manifest_key(prefix: &str, stream: &str, started_at: Timestamp, run_id: &str) -> String {
     let kind = stream.split('#').next().unwrap_or("live");
     let t = started_at.to_zoned_datetime(TimeZone::UTC);
-    let safe_run: String = run_id
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
-        .collect();
+    let safe_run = safe_name(run_id);
     format!(
         "{prefix}_manifests/{kind}/year={:04}/month={:02}/day={:02}/{}_{safe_run}.json",
         t.year(),

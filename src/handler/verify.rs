@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::Collector;
 use crate::archive::ObjectSink;
-use crate::archive::s3::probe_key;
+use crate::archive::key::{probe_key, verify_marker_key};
 use crate::clock::{Clock, Deadline};
 use crate::error::error_chain;
 use crate::feed::{ActivityFeed, FeedClient, PageQuery};
@@ -136,8 +136,7 @@ where
                 Err(e) => Check::failed("bucket", &e, BUCKET_REMEDY),
             };
         }
-        let marker =
-            format!("{}_collector/verify/{}.json", self.config.output_prefix, safe(run_id));
+        let marker = verify_marker_key(&self.config.output_prefix, run_id);
         let body =
             serde_json::json!({"run_id": run_id, "at": now.to_string()}).to_string().into_bytes();
         let written = async {
@@ -229,8 +228,4 @@ fn key_kind(key: &ApiKey) -> &'static str {
 
 fn floor(t: Timestamp) -> Timestamp {
     Timestamp::from_second(t.as_second()).unwrap_or(t)
-}
-
-fn safe(run_id: &str) -> String {
-    run_id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect()
 }

@@ -13,7 +13,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use reqwest::header::HeaderValue;
 
 /// The value a freshly deployed stack puts in the secret it creates; the README tells the user to
 /// replace it with `aws secretsmanager put-secret-value`.
@@ -26,19 +25,13 @@ pub const KEY_CACHE_TTL: Duration = Duration::from_secs(300);
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiKey {
     text: String,
-    /// The `x-api-key` header's value, marked sensitive: the HTTP stack never shows it either.
-    header: HeaderValue,
 }
 
 impl ApiKey {
-    /// The key itself, for looking at its kind; the only way to read it.
+    /// The key itself, for looking at its kind and for the feed's adapter to send; the only way
+    /// to read it.
     pub fn as_str(&self) -> &str {
         &self.text
-    }
-
-    /// The value for the `x-api-key` header.
-    pub fn header(&self) -> &HeaderValue {
-        &self.header
     }
 }
 
@@ -120,11 +113,8 @@ pub fn parse_secret(secret: &str) -> Result<ApiKey, SecretError> {
             reason: "contains whitespace or non-ASCII characters",
         });
     }
-    // Visible ASCII only (checked above) is always a valid header value.
-    let mut header = HeaderValue::from_str(&key)
-        .map_err(|_| SecretError::Malformed { reason: "is not a valid HTTP header value" })?;
-    header.set_sensitive(true);
-    Ok(ApiKey { text: key, header })
+    // Visible ASCII only: always a valid HTTP header value.
+    Ok(ApiKey { text: key })
 }
 
 /// Reuses the key across warm invocations for [`KEY_CACHE_TTL`]; `now` is passed in.

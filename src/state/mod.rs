@@ -130,8 +130,12 @@ pub enum StateError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-    #[error("the state item {pk:?} cannot be read: {reason}")]
-    Corrupt { pk: String, reason: String },
+    #[error("the state item {pk:?} cannot be read")]
+    Corrupt {
+        pk: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("the state item would be {bytes} bytes, over DynamoDB's 400 KB item limit")]
     TooLarge { bytes: usize },
 }
