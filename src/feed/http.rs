@@ -19,7 +19,8 @@ use super::query::{ACTIVITIES_PATH, query_string};
 use super::retry::{Backoff, Decision, Failure, decide};
 use super::{ActivityFeed, FeedClient, FeedError, Page, PageQuery, RequestStats};
 use crate::clock::{Clock, Deadline};
-use crate::error::error_chain;
+// Also at its old path, for callers not yet moved to `crate::error` (the detector branch).
+pub use crate::error::error_chain;
 use crate::secrets::ApiKey;
 
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";

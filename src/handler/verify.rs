@@ -9,14 +9,14 @@ use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
 use super::Collector;
-use crate::archive::ObjectSink;
 use crate::archive::key::{probe_key, verify_marker_key};
+use crate::archive::{BUCKET_CREATE, BUCKET_GRANT, ObjectSink};
 use crate::clock::{Clock, Deadline};
 use crate::error::error_chain;
 use crate::feed::{ActivityFeed, FeedClient, PageQuery};
-use crate::secrets::{ApiKey, SecretSource};
-use crate::state::{LIVE_STREAM, StateStore, SyncState};
-use crate::telemetry::{Datum, MetricsSink};
+use crate::secrets::{ApiKey, SECRET_GRANT, SECRET_STORE, SecretSource};
+use crate::state::{LIVE_STREAM, StateStore, SyncState, TABLE_CREATE, TABLE_GRANT};
+use crate::telemetry::{Datum, METRICS_GRANT, MetricsSink};
 
 /// The state item verify writes, apart from every stream's.
 pub const VERIFY_STREAM: &str = "verify";
@@ -94,7 +94,7 @@ where
                     format!("{} read; it holds {}", self.config.api_key_secret_id, key_kind(&key));
                 (Check::ok("secret", detail), Some(key))
             }
-            Err(e) => (Check::failed("secret", &e, SECRET_REMEDY), None),
+            Err(e) => (Check::failed("secret", &e, &both(SECRET_STORE, SECRET_GRANT)), None),
         }
     }
 
@@ -133,7 +133,7 @@ where
                     "bucket",
                     format!("s3://{bucket} exists and can be read (dry run: nothing written)"),
                 ),
-                Err(e) => Check::failed("bucket", &e, BUCKET_REMEDY),
+                Err(e) => Check::failed("bucket", &e, &both(BUCKET_CREATE, BUCKET_GRANT)),
             };
         }
         let marker = verify_marker_key(&self.config.output_prefix, run_id);
@@ -150,9 +150,9 @@ where
             Ok(None) => Check::failing(
                 "bucket",
                 format!("wrote s3://{bucket}/{marker} but cannot read it back"),
-                BUCKET_REMEDY,
+                &both(BUCKET_CREATE, BUCKET_GRANT),
             ),
-            Err(e) => Check::failed("bucket", &e, BUCKET_REMEDY),
+            Err(e) => Check::failed("bucket", &e, &both(BUCKET_CREATE, BUCKET_GRANT)),
         }
     }
 
@@ -186,7 +186,7 @@ where
                     watermark.map_or("none yet".into(), |w| w.to_string()),
                 ),
             ),
-            Err(e) => Check::failed("state_table", &e, STATE_TABLE_REMEDY),
+            Err(e) => Check::failed("state_table", &e, &both(TABLE_CREATE, TABLE_GRANT)),
         }
     }
 
@@ -201,17 +201,17 @@ where
         }
         match self.metrics.put(&[Datum::count(VERIFY_RUNS, 1.0)]).await {
             Ok(()) => Check::ok("metrics", format!("put {VERIFY_RUNS} in {namespace}")),
-            Err(e) => Check::failed("metrics", &e, METRICS_REMEDY),
+            Err(e) => Check::failed("metrics", &e, METRICS_GRANT),
         }
     }
 }
 
-const SECRET_REMEDY: &str = "store the key: aws secretsmanager put-secret-value --secret-id <API_KEY_SECRET_ID> --secret-string <key>; check the function's secretsmanager:GetSecretValue permission";
 const API_REMEDY: &str = "a 401 means the key is wrong or revoked: create a Compliance Access Key (claude.ai, primary owner) or an Admin API key (Claude Console, after enabling the Compliance API) and store it; a 403 means it lacks read:compliance_activities";
-const BUCKET_REMEDY: &str = "create the bucket or fix OUTPUT_BUCKET; grant s3:PutObject and s3:GetObject on <bucket>/<OUTPUT_PREFIX>* and s3:ListBucket on the prefix (and kms:GenerateDataKey and kms:Decrypt on a KMS key)";
-const STATE_TABLE_REMEDY: &str = "create the table (partition key pk, String) or fix STATE_TABLE; grant dynamodb:GetItem, PutItem, DeleteItem on it";
-const METRICS_REMEDY: &str =
-    "grant cloudwatch:PutMetricData with the condition cloudwatch:namespace = METRIC_NAMESPACE";
+
+/// A remedy of two parts, each the text its error gives.
+fn both(first: &str, second: &str) -> String {
+    format!("{first}; {second}")
+}
 
 fn key_kind(key: &ApiKey) -> &'static str {
     let k = key.as_str();

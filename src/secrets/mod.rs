@@ -46,13 +46,17 @@ pub trait SecretSource: Send + Sync {
     fn secret_string(&self) -> impl Future<Output = Result<String, SecretError>> + Send;
 }
 
+/// What an operator does about a secret that is missing or holds no key, and about one the
+/// function may not read: the one text both the error's message and verify's remedy give.
+pub const SECRET_STORE: &str = "store the key with `aws secretsmanager put-secret-value --secret-id <API_KEY_SECRET_ID> --secret-string <key>` (or fix API_KEY_SECRET_ID)";
+pub const SECRET_GRANT: &str =
+    "grant secretsmanager:GetSecretValue on it (and kms:Decrypt on its key)";
+
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
-    #[error("the API key secret {secret_id:?} does not exist; create it or fix API_KEY_SECRET_ID")]
+    #[error("the API key secret {secret_id:?} does not exist; {SECRET_STORE}")]
     NotFound { secret_id: String },
-    #[error(
-        "not allowed to read the API key secret {secret_id:?}; grant secretsmanager:GetSecretValue on it (and kms:Decrypt on its key)"
-    )]
+    #[error("not allowed to read the API key secret {secret_id:?}; {SECRET_GRANT}")]
     AccessDenied {
         secret_id: String,
         #[source]

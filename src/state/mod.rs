@@ -106,19 +106,22 @@ pub trait StateStore: Send + Sync {
     ) -> impl Future<Output = Result<u64, StateError>> + Send;
 }
 
+/// What an operator does about a missing state table, and about a table the function may not use:
+/// the one text both the error's message and verify's remedy give (template.yaml grants the same
+/// actions).
+pub const TABLE_CREATE: &str = "create it (partition key pk, String) or fix STATE_TABLE";
+pub const TABLE_GRANT: &str =
+    "grant dynamodb:GetItem, dynamodb:PutItem and dynamodb:DeleteItem on it";
+
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error(
         "another run committed the state first (expected version {expected:?}); this run stops without writing more"
     )]
     Conflict { expected: Option<u64> },
-    #[error(
-        "the state table {table:?} does not exist; create it (partition key pk, String) or fix STATE_TABLE"
-    )]
+    #[error("the state table {table:?} does not exist; {TABLE_CREATE}")]
     TableNotFound { table: String },
-    #[error(
-        "not allowed to use the state table {table:?}; grant dynamodb:GetItem and PutItem on it"
-    )]
+    #[error("not allowed to use the state table {table:?}; {TABLE_GRANT}")]
     AccessDenied {
         table: String,
         #[source]
@@ -138,6 +141,31 @@ pub enum StateError {
     },
     #[error("the state item would be {bytes} bytes, over DynamoDB's 400 KB item limit")]
     TooLarge { bytes: usize },
+}
+
+#[cfg(test)]
+mod remedy_tests {
+    #[test]
+    fn the_tables_remedy_grants_what_the_template_grants() {
+        // GIVEN the collector's table policy in template.yaml
+        let template =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml")).unwrap();
+        let line = template
+            .lines()
+            .find(|l| l.contains("Action: [dynamodb:GetItem"))
+            .expect("the collector's table actions");
+        let granted: Vec<&str> = line
+            .split(['[', ']', ','])
+            .map(str::trim)
+            .filter(|a| a.starts_with("dynamodb:"))
+            .collect();
+        // THEN the remedy names exactly those actions
+        assert_eq!(granted.len(), 3, "{line}");
+        for action in &granted {
+            assert!(super::TABLE_GRANT.contains(action), "{action} missing from the remedy");
+        }
+        assert_eq!(super::TABLE_GRANT.matches("dynamodb:").count(), granted.len());
+    }
 }
 
 #[cfg(test)]

@@ -58,9 +58,14 @@ pub trait MetricsSink: Send + Sync {
     fn put(&self, data: &[Datum]) -> impl Future<Output = Result<(), MetricsError>> + Send;
 }
 
+/// What an operator does about metrics that cannot be put: the one text both the error's message
+/// and verify's remedy give.
+pub const METRICS_GRANT: &str =
+    "grant cloudwatch:PutMetricData with the condition cloudwatch:namespace = METRIC_NAMESPACE";
+
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "cannot put metrics to CloudWatch namespace {namespace:?}; the alarms go blind until this is fixed"
+    "cannot put metrics to CloudWatch namespace {namespace:?}; the alarms go blind until this is fixed: {METRICS_GRANT}"
 )]
 pub struct MetricsError {
     pub namespace: String,
