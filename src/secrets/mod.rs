@@ -89,23 +89,7 @@ pub enum SecretError {
 /// Turns a stored secret string into a key: the key itself, or JSON `{"api_key": "..."}`.
 pub fn parse_secret(secret: &str) -> Result<ApiKey, SecretError> {
     let trimmed = secret.trim();
-    let key = if trimmed.starts_with('{') {
-        let value: serde_json::Value = serde_json::from_str(trimmed).map_err(|_| {
-            SecretError::Malformed { reason: "starts with '{' but is not valid JSON" }
-        })?;
-        match value.get("api_key").and_then(serde_json::Value::as_str) {
-            Some(k) => k.trim().to_owned(),
-            None => {
-                let fields = value
-                    .as_object()
-                    .map(|o| o.keys().map(String::as_str).collect::<Vec<_>>().join(", "))
-                    .unwrap_or_default();
-                return Err(SecretError::JsonWithoutKey { fields });
-            }
-        }
-    } else {
-        trimmed.to_owned()
-    };
+    let key = if trimmed.starts_with('{') { key_from_json(trimmed)? } else { trimmed.to_owned() };
     if key.is_empty() {
         return Err(SecretError::Empty);
     }
@@ -119,6 +103,22 @@ pub fn parse_secret(secret: &str) -> Result<ApiKey, SecretError> {
     }
     // Visible ASCII only: always a valid HTTP header value.
     Ok(ApiKey { text: key })
+}
+
+/// The `api_key` field of a JSON secret.
+fn key_from_json(secret: &str) -> Result<String, SecretError> {
+    let value: serde_json::Value = serde_json::from_str(secret)
+        .map_err(|_| SecretError::Malformed { reason: "starts with '{' but is not valid JSON" })?;
+    match value.get("api_key").and_then(serde_json::Value::as_str) {
+        Some(k) => Ok(k.trim().to_owned()),
+        None => {
+            let fields = value
+                .as_object()
+                .map(|o| o.keys().map(String::as_str).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default();
+            Err(SecretError::JsonWithoutKey { fields })
+        }
+    }
 }
 
 /// Reuses the key across warm invocations for [`KEY_CACHE_TTL`]; `now` is passed in.

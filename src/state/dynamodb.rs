@@ -153,42 +153,9 @@ impl StateStore for DynamoStore {
         expected: Option<u64>,
     ) -> Result<u64, StateError> {
         let version = expected.unwrap_or(0) + 1;
-        let seen = state.seen.encode();
         let previous = self.remembered(stream);
-        let (mut item, chunks, new_chunks) = if seen.len() <= INLINE_LIMIT {
-            (to_item(stream, state, version, Some(seen)), None, Vec::new())
-        } else {
-            let digest: [u8; 32] = Sha256::digest(&seen).into();
-            match &previous {
-                // The memory is unchanged (a write intent): point at the same chunks.
-                Some(p) if p.digest == digest => {
-                    (to_item(stream, state, version, None), previous.clone(), Vec::new())
-                }
-                _ => {
-                    let pieces: Vec<Vec<u8>> =
-                        seen.chunks(CHUNK_BYTES).map(<[u8]>::to_vec).collect();
-                    if pieces.len() > MAX_CHUNKS {
-                        return Err(StateError::TooLarge { bytes: seen.len() });
-                    }
-                    let chunks = Chunks { generation: version, count: pieces.len(), digest };
-                    (to_item(stream, state, version, None), Some(chunks), pieces)
-                }
-            }
-        };
-        if let Some(c) = &chunks {
-            item.insert("seen_generation".into(), AttributeValue::N(c.generation.to_string()));
-            item.insert("seen_chunks".into(), AttributeValue::N(c.count.to_string()));
-        }
-        let bytes = item_size(&item);
-        if bytes > ITEM_LIMIT {
-            return Err(StateError::TooLarge { bytes });
-        }
-        let stale: Vec<String> = match &previous {
-            Some(p) if chunks.as_ref().is_none_or(|c| c.generation != p.generation) => {
-                (0..p.count).map(|i| chunk_pk(stream, p.generation, i)).collect()
-            }
-            _ => Vec::new(),
-        };
+        let Planned { item, chunks, new_chunks, stale } =
+            plan_item(stream, state, version, previous.as_ref())?;
         let result = if new_chunks.is_empty() && stale.is_empty() {
             self.put_state(item, expected).await
         } else {
@@ -319,6 +286,59 @@ impl DynamoStore {
             }
         }
     }
+}
+
+/// A commit worked out before any call: the state item, where its dedupe memory is, the chunk
+/// items to write and those of the previous generation to delete.
+struct Planned {
+    item: HashMap<String, AttributeValue>,
+    chunks: Option<Chunks>,
+    new_chunks: Vec<Vec<u8>>,
+    stale: Vec<String>,
+}
+
+/// Plans the commit of `state` at `version`, given the chunks the previous commit left: the memory
+/// inline when small, else the same chunks when unchanged (a write intent), else new ones.
+fn plan_item(
+    stream: &str,
+    state: &SyncState,
+    version: u64,
+    previous: Option<&Chunks>,
+) -> Result<Planned, StateError> {
+    let seen = state.seen.encode();
+    let (mut item, chunks, new_chunks) = if seen.len() <= INLINE_LIMIT {
+        (to_item(stream, state, version, Some(seen)), None, Vec::new())
+    } else {
+        let digest: [u8; 32] = Sha256::digest(&seen).into();
+        match previous {
+            Some(p) if p.digest == digest => {
+                (to_item(stream, state, version, None), Some(p.clone()), Vec::new())
+            }
+            _ => {
+                let pieces: Vec<Vec<u8>> = seen.chunks(CHUNK_BYTES).map(<[u8]>::to_vec).collect();
+                if pieces.len() > MAX_CHUNKS {
+                    return Err(StateError::TooLarge { bytes: seen.len() });
+                }
+                let chunks = Chunks { generation: version, count: pieces.len(), digest };
+                (to_item(stream, state, version, None), Some(chunks), pieces)
+            }
+        }
+    };
+    if let Some(c) = &chunks {
+        item.insert("seen_generation".into(), AttributeValue::N(c.generation.to_string()));
+        item.insert("seen_chunks".into(), AttributeValue::N(c.count.to_string()));
+    }
+    let bytes = item_size(&item);
+    if bytes > ITEM_LIMIT {
+        return Err(StateError::TooLarge { bytes });
+    }
+    let stale = match previous {
+        Some(p) if chunks.as_ref().is_none_or(|c| c.generation != p.generation) => {
+            (0..p.count).map(|i| chunk_pk(stream, p.generation, i)).collect()
+        }
+        _ => Vec::new(),
+    };
+    Ok(Planned { item, chunks, new_chunks, stale })
 }
 
 /// The key of chunk `index` of the dedupe memory of `generation`.

@@ -49,75 +49,74 @@ pub enum ItemError {
     ChunkCount { most: usize },
 }
 
-/// The state item; `seen` inline when given (else the memory is in chunk items).
+/// The state item; `seen` inline when given (else the memory is in chunk items). Absent values
+/// are absent attributes.
 pub(super) fn to_item(
     pk: &str,
     state: &SyncState,
     version: u64,
     seen: Option<Vec<u8>>,
 ) -> HashMap<String, AttributeValue> {
-    let mut item = HashMap::new();
-    let s = |v: String| AttributeValue::S(v);
-    let n = |v: u64| AttributeValue::N(v.to_string());
-    item.insert("pk".into(), s(pk.to_owned()));
-    item.insert("version".into(), n(version));
-    item.insert("format".into(), AttributeValue::N(FORMAT.into()));
-    if let Some(w) = state.watermark {
-        item.insert("watermark".into(), s(w.to_string()));
-    }
+    let mut item = Item(HashMap::new());
+    item.text("pk", Some(pk));
+    item.number("version", version);
+    item.0.insert("format".into(), AttributeValue::N(FORMAT.into()));
+    item.time("watermark", state.watermark);
     if let Some(w) = &state.window {
-        item.insert("window_from".into(), s(w.from.to_string()));
-        item.insert("window_to".into(), s(w.to.to_string()));
-        if let Some(c) = &w.cursor {
-            item.insert("cursor".into(), s(c.clone()));
-        }
-        if let Some(p) = w.position {
-            item.insert("position".into(), s(p.to_string()));
-        }
+        item.time("window_from", Some(w.from));
+        item.time("window_to", Some(w.to));
+        item.text("cursor", w.cursor.as_deref());
+        item.time("position", w.position);
     }
     if let Some(seen) = seen {
-        item.insert("seen".into(), AttributeValue::B(Blob::new(seen)));
+        item.0.insert("seen".into(), AttributeValue::B(Blob::new(seen)));
     }
-    item.insert("seen_count".into(), n(state.seen.len() as u64));
+    item.number("seen_count", state.seen.len() as u64);
     if let Some(p) = &state.pending {
-        item.insert(
-            "pending_keys".into(),
-            AttributeValue::L(p.keys.iter().cloned().map(AttributeValue::S).collect()),
-        );
-        item.insert("pending_lease_until".into(), s(p.lease_until.to_string()));
-        item.insert("pending_run_id".into(), s(p.run_id.clone()));
+        // Always a list, even empty: its presence is what says an intent is pending.
+        let keys = p.keys.iter().cloned().map(AttributeValue::S).collect();
+        item.0.insert("pending_keys".into(), AttributeValue::L(keys));
+        item.time("pending_lease_until", Some(p.lease_until));
+        item.text("pending_run_id", Some(&p.run_id));
     }
-    item.insert("delivered_total".into(), n(state.delivered_total));
-    if let Some(t) = state.updated_at {
-        item.insert("updated_at".into(), s(t.to_string()));
+    item.number("delivered_total", state.delivered_total);
+    item.time("updated_at", state.updated_at);
+    item.time("reconciled_until", state.reconciled_until);
+    item.time("rechecked_until", state.rechecked_until);
+    item.time("seen_from", state.seen_from);
+    item.text("archive_prefix", state.archive_prefix.as_deref());
+    item.time("origin", state.origin);
+    item.list("canary", state.canary.iter().map(|(id, at)| format!("{id} {at}")));
+    item.list("backfills", state.backfills.iter().map(|(f, t)| format!("{f} {t}")));
+    item.text("updated_by", state.updated_by.as_deref());
+    item.0
+}
+
+/// An item being written, attribute by attribute.
+struct Item(HashMap<String, AttributeValue>);
+
+impl Item {
+    fn text(&mut self, name: &str, value: Option<&str>) {
+        if let Some(v) = value {
+            self.0.insert(name.into(), AttributeValue::S(v.to_owned()));
+        }
     }
-    if let Some(r) = state.reconciled_until {
-        item.insert("reconciled_until".into(), s(r.to_string()));
+
+    fn time(&mut self, name: &str, value: Option<Timestamp>) {
+        self.text(name, value.map(|t| t.to_string()).as_deref());
     }
-    if let Some(r) = state.rechecked_until {
-        item.insert("rechecked_until".into(), s(r.to_string()));
+
+    fn number(&mut self, name: &str, value: u64) {
+        self.0.insert(name.into(), AttributeValue::N(value.to_string()));
     }
-    if let Some(t) = state.seen_from {
-        item.insert("seen_from".into(), s(t.to_string()));
+
+    /// A list of strings; none is no attribute.
+    fn list(&mut self, name: &str, values: impl Iterator<Item = String>) {
+        let values: Vec<AttributeValue> = values.map(AttributeValue::S).collect();
+        if !values.is_empty() {
+            self.0.insert(name.into(), AttributeValue::L(values));
+        }
     }
-    if let Some(p) = &state.archive_prefix {
-        item.insert("archive_prefix".into(), s(p.clone()));
-    }
-    if let Some(o) = state.origin {
-        item.insert("origin".into(), s(o.to_string()));
-    }
-    if !state.canary.is_empty() {
-        let canary = state.canary.iter().map(|(id, at)| AttributeValue::S(format!("{id} {at}")));
-        item.insert("canary".into(), AttributeValue::L(canary.collect()));
-    }
-    if !state.backfills.is_empty() {
-        let ranges = state.backfills.iter().map(|(f, t)| AttributeValue::S(format!("{f} {t}")));
-        item.insert("backfills".into(), AttributeValue::L(ranges.collect()));
-    }
-    if let Some(r) = &state.updated_by {
-        item.insert("updated_by".into(), s(r.clone()));
-    }
-    item
 }
 
 /// Reads a state item back.
