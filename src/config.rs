@@ -10,7 +10,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use reqwest::Url;
+use url::Url;
 
 /// One row of the configuration contract: the variable, its default (`None` = required) and, for
 /// numbers, the accepted range.

@@ -26,6 +26,8 @@ pub enum RunError {
     Metrics(#[from] MetricsError),
     #[error("the run's manifest could not be written")]
     Manifest(#[source] SinkError),
+    #[error("the run's manifest could not be encoded")]
+    ManifestEncode(#[source] serde_json::Error),
     #[error(
         "a call to AWS or the API was still running at the invocation's deadline; the run was cut and the next one resumes from the last commit"
     )]
@@ -74,15 +76,43 @@ impl RunError {
                 | SyncError::LeaseExpired { .. } => "ArchiveUnavailable",
             },
             RunError::Metrics(_) => "MetricsUnavailable",
-            RunError::Manifest(_) => "ManifestUnavailable",
+            RunError::Manifest(_) | RunError::ManifestEncode(_) => "ManifestUnavailable",
             RunError::DeadlineExceeded => "DeadlineExceeded",
         }
     }
 
+    /// Whether a human must act before a run can succeed (the key, its scope, the bucket). Such a
+    /// run wrote nothing and leaves no object behind, not even a manifest; its metrics (zero)
+    /// are still put, so the alarms fire.
+    pub fn needs_operator(&self) -> bool {
+        matches!(
+            self,
+            RunError::Sync(
+                SyncError::Feed(FeedError::Unauthorized { .. } | FeedError::Forbidden { .. })
+                    | SyncError::Archive(
+                        SinkError::BucketNotFound { .. } | SinkError::AccessDenied { .. }
+                    )
+            )
+        )
+    }
+
     /// The message and every cause beneath it, joined with ": ".
     pub fn chain(&self) -> String {
-        crate::feed::http::error_chain(self)
+        error_chain(self)
     }
+}
+
+/// The error and its sources, joined with ": ": a top-level message alone (reqwest's, the SDK's)
+/// hides the cause.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }
 
 impl From<RunError> for Diagnostic {
@@ -103,5 +133,55 @@ mod tests {
             Diagnostic::from(e).error_message,
             "the run failed: the state table \"t\" does not exist; create it (partition key pk, String) or fix STATE_TABLE"
         );
+    }
+
+    #[test]
+    fn only_the_key_its_scope_and_the_bucket_need_an_operator() {
+        // GIVEN one error of each kind a run can fail with
+        let feed = |e: FeedError| RunError::from(SyncError::from(e));
+        let sink = |e: SinkError| RunError::from(SyncError::from(e));
+        let boxed = || -> Box<dyn std::error::Error + Send + Sync> { "cause".into() };
+        let human = [
+            feed(FeedError::Unauthorized {
+                error_type: "e".into(),
+                message: "m".into(),
+                request_id: None,
+            }),
+            feed(FeedError::Forbidden {
+                error_type: "e".into(),
+                message: "m".into(),
+                request_id: None,
+            }),
+            sink(SinkError::BucketNotFound { bucket: "b".into() }),
+            sink(SinkError::AccessDenied { bucket: "b".into(), key: "k".into(), source: boxed() }),
+        ];
+        let not_human = [
+            feed(FeedError::DeadlineReached),
+            sink(SinkError::Unavailable { bucket: "b".into(), key: "k".into(), source: boxed() }),
+            RunError::from(SyncError::from(StateError::TableNotFound { table: "t".into() })),
+            RunError::DeadlineExceeded,
+        ];
+        // THEN exactly the first need an operator, and they are those whose error types say so
+        for e in &human {
+            assert!(e.needs_operator(), "{}", e.error_type());
+            assert!(
+                matches!(
+                    e.error_type(),
+                    "ApiKeyRejected" | "ApiScopeMissing" | "BucketNotFound" | "BucketAccessDenied"
+                ),
+                "{}",
+                e.error_type()
+            );
+        }
+        for e in &not_human {
+            assert!(!e.needs_operator(), "{}", e.error_type());
+        }
+    }
+
+    #[test]
+    fn the_chain_joins_every_cause() {
+        let e =
+            SinkError::Unavailable { bucket: "b".into(), key: "k".into(), source: "gone".into() };
+        assert_eq!(error_chain(&e), "S3 failed on s3://b/k: gone");
     }
 }

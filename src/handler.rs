@@ -1,49 +1,51 @@
-//! One invocation, end to end: payload → key → run → manifest → metrics → summary or error.
+//! One invocation, end to end: payload → key → run → manifest → metrics and log line → summary or
+//! error.
 //!
-//! [`Collector`] holds what lives across warm invocations (clients, the key cache) and is
-//! generic over the ports, so the same code runs against AWS in Lambda and against fakes in
-//! tests. The handler is the only place that asks the clock for "now" on behalf of a run.
+//! [`Collector`] holds what lives across warm invocations (clients, the key cache) and is generic
+//! over the ports, the feed's included ([`FeedClient`]), so the same code runs against AWS and the
+//! API in Lambda and against in-memory fakes in its tests. The handler is the only place that asks
+//! the clock for "now" on behalf of a run. What it decides is elsewhere: a run's transitions in
+//! [`crate::sync`], a backfill's parts and ledger claim in [`crate::sync::backfill`], which errors
+//! need a human in [`RunError::needs_operator`].
+//!
+//! Invariants: a run that fails for a human reason writes no manifest; every run that had a key
+//! puts its metrics, and a run without one puts zero metrics, so the alarms stay fed; a failed
+//! run fails the invocation even when its manifest or metrics failed too (both are logged).
 
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::archive::ObjectSink;
-use crate::archive::manifest::{Context, Manifest, manifest_key};
 use crate::clock::{Clock, Deadline};
 use crate::config::Config;
 use crate::error::RunError;
-use crate::feed::http::{HttpClient, error_chain};
-use crate::feed::{FeedError, PAGE_LIMIT};
+use crate::feed::{FeedClient, FeedError, PAGE_LIMIT};
 use crate::invocation::{Action, Invocation, InvocationError};
-use crate::secrets::{KeyCache, SecretSource};
-use crate::state::{LIVE_STREAM, StateStore, Versioned, backfill_stream};
-use crate::sync::{self, Horizons, Mode, RunReport, Settings, StopReason, SyncError};
-use crate::telemetry::{MetricsSink, run_metrics};
+use crate::secrets::{ApiKey, KeyCache, SecretSource};
+use crate::state::{LIVE_STREAM, StateStore, backfill_stream};
+use crate::sync::backfill::{self, Claim};
+use crate::sync::{self, Horizons, Mode, RunReport, Settings, SyncError};
+use crate::telemetry::{MetricsSink, RunFinished, run_metrics};
+use manifest::{Context, Manifest, manifest_key};
 
+pub mod manifest;
+#[cfg(test)]
+mod tests;
 pub mod verify;
 
 /// Kept between the last possible answer and the invocation's deadline.
 const ANSWER_SPARE: Duration = Duration::from_millis(500);
 
-/// How many time windows a long backfill is collected in at once. While one window waits for its
-/// page (the API's latency, a few hundred ms) or for S3 and DynamoDB, the others fetch and
-/// compress theirs: with 300 ms of latency a window turns a page about every half second, so six
-/// keep the API's whole budget (600 requests a minute) busy. Few enough that the pages they hold
-/// at once stay small in memory (`make bench`: the backfill's peak RSS).
-pub const BACKFILL_PARTS: i32 = 6;
-/// A backfill shorter than this is one window.
-pub const PARTS_FROM: jiff::SignedDuration = jiff::SignedDuration::from_hours(6);
-
-pub struct Collector<Src, Snk, Sto, Met, C> {
+pub struct Collector<Fc, Src, Snk, Sto, Met, C> {
     pub config: Config,
     pub identity: Identity,
     pub secrets: Src,
     pub keys: KeyCache,
-    pub http: HttpClient<C>,
+    /// The feed's client, built once; each run borrows it with the key it read.
+    pub feed: Fc,
     pub sink: Snk,
     pub store: Sto,
     pub metrics: Met,
@@ -77,8 +79,17 @@ struct Plan {
     dry_run: bool,
 }
 
-impl<Src, Snk, Sto, Met, C> Collector<Src, Snk, Sto, Met, C>
+/// A backfill as asked for: the range, and whether it redelivers on purpose.
+struct BackfillAsk {
+    from: Timestamp,
+    to: Timestamp,
+    redeliver: bool,
+    dry_run: bool,
+}
+
+impl<Fc, Src, Snk, Sto, Met, C> Collector<Fc, Src, Snk, Sto, Met, C>
 where
+    Fc: FeedClient,
     Src: SecretSource,
     Snk: ObjectSink,
     Sto: StateStore,
@@ -112,127 +123,98 @@ where
         deadline: Deadline,
         run_id: &str,
     ) -> Result<Value, RunError> {
+        let dry_run = invocation.dry_run;
         let summary = match invocation.action {
             Action::Verify => {
-                let report = self.verify(deadline, run_id, invocation.dry_run).await;
+                let report = self.verify(deadline, run_id, dry_run).await;
                 return Ok(serde_json::to_value(report).unwrap_or(Value::Null));
             }
             Action::Collect => {
-                let plan = Plan {
-                    mode: Mode::Live,
-                    stream: LIVE_STREAM.to_owned(),
-                    object_tag: None,
-                    dry_run: invocation.dry_run,
-                };
+                let stream = LIVE_STREAM.to_owned();
+                let plan = Plan { mode: Mode::Live, stream, object_tag: None, dry_run };
                 self.collect(&plan, deadline, run_id).await?
             }
             Action::Backfill { from, to, redeliver } => {
-                let plans =
-                    self.backfill_plans(from, to, redeliver, invocation.dry_run, run_id).await?;
-                // The parts run at once, paced together by the shared HTTP client.
-                let runs = plans.iter().enumerate().map(|(i, plan)| {
-                    let part_run = format!("{run_id}-p{i}");
-                    async move { self.collect(plan, deadline, &part_run).await }
-                });
-                let outcomes = futures_util::future::join_all(runs).await;
-                merge(run_id, backfill_stream(from, to, redeliver), outcomes)?
+                let ask = BackfillAsk { from, to, redeliver, dry_run };
+                self.backfill(&ask, deadline, run_id).await?
             }
         };
         Ok(serde_json::to_value(summary).unwrap_or(Value::Null))
     }
 
-    /// A backfill ends where the live collection began (unless it redelivers on purpose) and
-    /// before the settle line. A range of [`PARTS_FROM`] or more is split into [`BACKFILL_PARTS`]
-    /// time windows collected at once, each with its own state item named by the range asked for
-    /// and its part, so the same invocation resumes every part.
-    async fn backfill_plans(
+    /// Collects a backfill's parts at once, paced together by the shared feed client; one
+    /// summary for them all. The first failure fails the invocation (the other parts' work is
+    /// committed and resumes).
+    async fn backfill(
         &self,
-        from: Timestamp,
-        to: Timestamp,
-        redeliver: bool,
-        dry_run: bool,
+        ask: &BackfillAsk,
+        deadline: Deadline,
         run_id: &str,
-    ) -> Result<Vec<Plan>, RunError> {
-        let stream = backfill_stream(from, to, redeliver);
-        let settle_line = self.clock.now() - sync::plan::signed(self.config.settle);
-        let mut end = to.min(settle_line);
-        let mut object_tag = None;
-        if redeliver {
-            let digest = Sha256::digest(stream.as_bytes());
-            object_tag = Some(format!(
-                "redelivery-{:02x}{:02x}{:02x}{:02x}",
-                digest[0], digest[1], digest[2], digest[3]
-            ));
-        } else {
-            let live = self.store.load(LIVE_STREAM).await.map_err(SyncError::from)?;
-            let Some((live, origin)) = live.and_then(|v| v.state.origin.map(|o| (v, o))) else {
-                return Err(InvocationError::BackfillBeforeLive.into());
-            };
-            end = end.min(origin);
-            self.claim_backfill(live, (from, to), origin, dry_run, run_id).await?;
-        }
-        if end < to {
-            tracing::info!(from = %from, asked_to = %to, to = %end, "backfill range clamped");
-        }
-        // Parts follow the range asked for, not the clamped one, so they never change.
-        let parts = if to.duration_since(from) >= PARTS_FROM { BACKFILL_PARTS } else { 1 };
-        let span = to.duration_since(from) / parts;
-        let plans = (0..parts)
-            .map(|i| {
-                let part_from = from + span * i;
-                let part_to = if i + 1 == parts { to } else { from + span * (i + 1) };
-                Plan {
-                    mode: Mode::Backfill { from: part_from, to: part_to.min(end).max(part_from) },
-                    stream: if parts == 1 {
-                        stream.clone()
-                    } else {
-                        format!("{stream}#part{i}of{parts}")
-                    },
-                    object_tag: object_tag.clone(),
-                    dry_run,
-                }
-            })
-            .collect();
-        Ok(plans)
-    }
-
-    /// Records `range` in the live stream's ledger of backfills before its first run, and
-    /// refuses a range that overlaps another backfill's where either collects (before `origin`):
-    /// two backfills would deliver their common part twice. The same range again resumes it.
-    async fn claim_backfill(
-        &self,
-        live: Versioned,
-        range: (Timestamp, Timestamp),
-        origin: Timestamp,
-        dry_run: bool,
-        run_id: &str,
-    ) -> Result<(), RunError> {
-        let collected = |(from, to): (Timestamp, Timestamp)| (from, to.min(origin));
-        let (from, to) = collected(range);
-        if live.state.backfills.contains(&range) || from >= to {
-            return Ok(());
-        }
-        let overlapping = live.state.backfills.iter().copied().find(|&other| {
-            let (other_from, other_to) = collected(other);
-            other_from < to && from < other_to
+    ) -> Result<RunSummary, RunError> {
+        let plans = self.backfill_plans(ask, run_id).await?;
+        let runs = plans.iter().enumerate().map(|(i, plan)| {
+            let part_run = format!("{run_id}-p{i}");
+            async move { self.collect(plan, deadline, &part_run).await }
         });
-        if let Some(other) = overlapping {
-            return Err(InvocationError::BackfillOverlaps { asked: range, other }.into());
+        let mut parts = futures_util::future::join_all(runs).await.into_iter();
+        let Some(first) = parts.next() else {
+            return Err(InvocationError::EmptyBackfill.into());
+        };
+        let stream = backfill_stream(ask.from, ask.to, ask.redeliver);
+        let mut merged = RunSummary { run_id: run_id.to_owned(), stream, ..first? };
+        for part in parts {
+            let part = part?;
+            merged.report.merge(part.report);
+            merged.manifest_key = merged.manifest_key.take().or(part.manifest_key);
+            merged.duration_ms = merged.duration_ms.max(part.duration_ms);
         }
-        if dry_run {
-            return Ok(());
-        }
-        let mut state = live.state;
-        state.backfills.push(range);
-        state.updated_at = Some(self.clock.now());
-        state.updated_by = Some(run_id.to_owned());
-        self.store
-            .commit(LIVE_STREAM, &state, Some(live.version))
-            .await
-            .map_err(SyncError::from)?;
-        Ok(())
+        Ok(merged)
     }
 
+    /// A backfill ends where the live collection began (unless it redelivers on purpose) and
+    /// before the settle line, in the parts of [`backfill::parts`].
+    async fn backfill_plans(&self, ask: &BackfillAsk, run_id: &str) -> Result<Vec<Plan>, RunError> {
+        let stream = backfill_stream(ask.from, ask.to, ask.redeliver);
+        let settle_line = self.clock.now() - sync::plan::signed(self.config.settle);
+        let mut end = ask.to.min(settle_line);
+        let object_tag = if ask.redeliver {
+            Some(backfill::redelivery_tag(&stream))
+        } else {
+            end = end.min(self.claim_backfill(ask, run_id).await?);
+            None
+        };
+        if end < ask.to {
+            tracing::info!(from = %ask.from, asked_to = %ask.to, to = %end, "backfill range clamped");
+        }
+        let plans = backfill::parts(ask.from, ask.to, end, &stream).into_iter().map(|part| Plan {
+            mode: part.mode,
+            stream: part.stream,
+            object_tag: object_tag.clone(),
+            dry_run: ask.dry_run,
+        });
+        Ok(plans.collect())
+    }
+
+    /// Claims the range in the live stream's ledger of backfills ([`backfill::claim`]) and
+    /// commits the claim before the first run; returns the live stream's origin.
+    async fn claim_backfill(&self, ask: &BackfillAsk, run_id: &str) -> Result<Timestamp, RunError> {
+        let live = self.store.load(LIVE_STREAM).await.map_err(SyncError::from)?;
+        let Some((live, origin)) = live.and_then(|v| v.state.origin.map(|o| (v, o))) else {
+            return Err(InvocationError::BackfillBeforeLive.into());
+        };
+        let range = (ask.from, ask.to);
+        if backfill::claim(&live.state.backfills, range, origin)? == Claim::Record && !ask.dry_run {
+            let mut state = live.state;
+            state.backfills.push(range);
+            state.updated_at = Some(self.clock.now());
+            state.updated_by = Some(run_id.to_owned());
+            let committed = self.store.commit(LIVE_STREAM, &state, Some(live.version));
+            committed.await.map_err(SyncError::from)?;
+        }
+        Ok(origin)
+    }
+
+    /// One run of `plan`: key, run, manifest, then its event (metrics and log line).
     async fn collect(
         &self,
         plan: &Plan,
@@ -241,21 +223,74 @@ where
     ) -> Result<RunSummary, RunError> {
         let started = Instant::now();
         let started_at = self.clock.now();
-        let key = match self.keys.get(&self.secrets, started_at).await {
-            Ok(key) => key,
-            Err(e) => {
-                // A run without a key still counts: its zero metrics keep the alarms fed.
-                let failure = RunError::from(e);
-                if !plan.dry_run
-                    && let Err(m) =
-                        self.metrics.put(&run_metrics(&RunReport::default(), None)).await
-                {
-                    tracing::error!(error = %m, "the zero metrics of a run without a key were not put either");
-                }
-                return Err(failure);
+        let key = self.run_key(plan, started_at).await?;
+        let (report, failure) = self.run(&key, plan, deadline, run_id).await;
+        let finished_at = self.clock.now();
+
+        let mut after_effects = Ok(());
+        let mut manifest_key = None;
+        if !plan.dry_run && !failure.as_ref().is_some_and(RunError::needs_operator) {
+            let times = (started_at, finished_at);
+            match self.write_manifest(plan, run_id, &report, times, failure.as_ref()).await {
+                Ok(key) => manifest_key = Some(key),
+                Err(e) => after_effects = Err(e),
             }
+        }
+        let summary = RunSummary {
+            status: "ok",
+            run_id: run_id.to_owned(),
+            stream: plan.stream.clone(),
+            report,
+            manifest_key,
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         };
-        let feed = self.http.with_key(&key);
+        let lag = (plan.mode == Mode::Live)
+            .then(|| summary.report.watermark.map(|w| finished_at.duration_since(w).as_secs_f64()))
+            .flatten();
+        let event = RunFinished {
+            run_id,
+            stream: &plan.stream,
+            report: &summary.report,
+            summary: &summary,
+            duration_ms: summary.duration_ms,
+            lag_seconds: lag,
+            failure: failure.as_ref().map(|e| (e.error_type(), e.chain())),
+            dry_run: plan.dry_run,
+        };
+        if let Err(e) = event.emit(&self.metrics).await {
+            after_effects = after_effects.and(Err(RunError::Metrics(e)));
+        }
+        if let Some(error) = failure {
+            if let Err(e) = after_effects {
+                tracing::error!(error = %e.chain(), "after the failed run, its manifest or metrics were not recorded either");
+            }
+            return Err(error);
+        }
+        after_effects.map(|()| summary)
+    }
+
+    /// The run's key. A run without one still counts: its zero metrics keep the alarms fed.
+    async fn run_key(&self, plan: &Plan, now: Timestamp) -> Result<ApiKey, RunError> {
+        let error = match self.keys.get(&self.secrets, now).await {
+            Ok(key) => return Ok(key),
+            Err(e) => RunError::from(e),
+        };
+        if !plan.dry_run
+            && let Err(m) = self.metrics.put(&run_metrics(&RunReport::default(), None)).await
+        {
+            tracing::error!(error = %m, "the zero metrics of a run without a key were not put either");
+        }
+        Err(error)
+    }
+
+    /// Runs the sync core for `plan` with `key`: the report, and why it failed if it did.
+    async fn run(
+        &self,
+        key: &ApiKey,
+        plan: &Plan,
+        deadline: Deadline,
+        run_id: &str,
+    ) -> (RunReport, Option<RunError>) {
         let settings = Settings {
             horizons: Horizons {
                 settle: self.config.settle,
@@ -271,155 +306,43 @@ where
             dry_run: plan.dry_run,
             object_tag: plan.object_tag.clone(),
         };
-        let outcome =
-            sync::run(&feed, &self.sink, &self.store, &self.clock, deadline, &settings).await;
-        let (report, failure) = match outcome {
+        let feed = self.feed.with_key(key);
+        match sync::run(&feed, &self.sink, &self.store, &self.clock, deadline, &settings).await {
             Ok(report) => (report, None),
-            Err(f) => (f.report, Some(f.error)),
-        };
-        if matches!(failure, Some(SyncError::Feed(FeedError::Unauthorized { .. }))) {
-            // The key may have been rotated: read the secret again next time.
-            self.keys.invalidate();
-        }
-        let failure = failure.map(RunError::from);
-
-        let mut manifest_written = None;
-        let mut after_effects = Ok(());
-        let finished_at = self.clock.now();
-        if !plan.dry_run && !human_error(failure.as_ref()) {
-            let context = Context {
-                run_id,
-                function_name: &self.identity.function_name,
-                function_version: &self.identity.function_version,
-                stream: &plan.stream,
-                endpoint: self.config.api_base_url.as_str(),
-                organization_ids: &self.config.organization_ids,
-                started_at,
-                finished_at,
-                error_type: failure.as_ref().map(RunError::error_type),
-            };
-            let key = manifest_key(&self.config.output_prefix, &plan.stream, started_at, run_id);
-            let body =
-                serde_json::to_vec_pretty(&Manifest::new(&context, &report)).unwrap_or_default();
-            match self.sink.put_marker(&key, body, "application/json").await {
-                Ok(_) => manifest_written = Some(key),
-                Err(e) => after_effects = Err(RunError::Manifest(e)),
+            Err(failure) => {
+                if matches!(failure.error, SyncError::Feed(FeedError::Unauthorized { .. })) {
+                    // The key may have been rotated: read the secret again next time.
+                    self.keys.invalidate();
+                }
+                (failure.report, Some(failure.error.into()))
             }
         }
-        if !plan.dry_run {
-            let lag = (plan.mode == Mode::Live)
-                .then(|| report.watermark.map(|w| finished_at.duration_since(w).as_secs_f64()))
-                .flatten();
-            if let Err(e) = self.metrics.put(&run_metrics(&report, lag)).await {
-                after_effects = after_effects.and(Err(RunError::Metrics(e)));
-            }
-        }
-
-        let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let summary = RunSummary {
-            status: "ok",
-            run_id: run_id.to_owned(),
-            stream: plan.stream.clone(),
-            report,
-            manifest_key: manifest_written,
-            duration_ms,
-        };
-        log_run(&summary, failure.as_ref());
-        if let Some(error) = failure {
-            if let Err(e) = after_effects {
-                tracing::error!(error = %e.chain(), "after the failed run, its manifest or metrics were not recorded either");
-            }
-            return Err(error);
-        }
-        after_effects?;
-        Ok(summary)
     }
-}
 
-/// One summary for the parts of a backfill: the figures added up, the window spanning them all,
-/// `caught_up` only when every part is. The first failure fails the invocation (the other parts'
-/// work is committed and resumes).
-fn merge(
-    run_id: &str,
-    stream: String,
-    outcomes: Vec<Result<RunSummary, RunError>>,
-) -> Result<RunSummary, RunError> {
-    let mut merged: Option<RunSummary> = None;
-    for outcome in outcomes {
-        let part = outcome?;
-        let Some(m) = merged.as_mut() else {
-            merged = Some(RunSummary { run_id: run_id.to_owned(), stream: stream.clone(), ..part });
-            continue;
+    /// Writes the run's manifest under the `_` area of the prefix; returns its key.
+    async fn write_manifest(
+        &self,
+        plan: &Plan,
+        run_id: &str,
+        report: &RunReport,
+        (started_at, finished_at): (Timestamp, Timestamp),
+        failure: Option<&RunError>,
+    ) -> Result<String, RunError> {
+        let context = Context {
+            run_id,
+            function_name: &self.identity.function_name,
+            function_version: &self.identity.function_version,
+            stream: &plan.stream,
+            endpoint: self.config.api_base_url.as_str(),
+            organization_ids: &self.config.organization_ids,
+            started_at,
+            finished_at,
+            error_type: failure.map(RunError::error_type),
         };
-        let (r, p) = (&mut m.report, part.report);
-        r.delivered += p.delivered;
-        r.duplicates_dropped += p.duplicates_dropped;
-        r.late_arrivals += p.late_arrivals;
-        r.objects_written += p.objects_written;
-        r.objects_already_present += p.objects_already_present;
-        r.bytes_written += p.bytes_written;
-        r.pages += p.pages;
-        r.requests += p.requests;
-        r.throttled += p.throttled;
-        r.recovered_objects += p.recovered_objects;
-        r.api_server_errors += p.api_server_errors;
-        r.api_client_errors += p.api_client_errors;
-        r.api_transport_errors += p.api_transport_errors;
-        r.window_from = match (r.window_from, p.window_from) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        r.window_to = r.window_to.max(p.window_to);
-        r.watermark = r.watermark.max(p.watermark);
-        r.stop_reason = match (r.stop_reason, p.stop_reason) {
-            (Some(StopReason::NothingNew), other) | (other, Some(StopReason::NothingNew)) => other,
-            (Some(StopReason::CaughtUp), other) | (other, Some(StopReason::CaughtUp)) => other,
-            (first, _) => first,
-        };
-        m.manifest_key = m.manifest_key.take().or(part.manifest_key);
-        m.duration_ms = m.duration_ms.max(part.duration_ms);
-    }
-    merged.ok_or_else(|| RunError::Invocation(InvocationError::EmptyBackfill))
-}
-
-/// A run that failed for a human reason (key, scope, bucket) wrote nothing and leaves no object
-/// behind, not even a manifest; its metrics (zero) are still put.
-fn human_error(failure: Option<&RunError>) -> bool {
-    failure.is_some_and(|e| {
-        matches!(
-            e.error_type(),
-            "ApiKeyRejected" | "ApiScopeMissing" | "BucketNotFound" | "BucketAccessDenied"
-        )
-    })
-}
-
-/// The run's one log line, with every figure of the summary as a field.
-fn log_run(summary: &RunSummary, failure: Option<&RunError>) {
-    let r = &summary.report;
-    let fields = serde_json::to_string(summary).unwrap_or_default();
-    match failure {
-        None => tracing::info!(
-            run_id = %summary.run_id,
-            stream = %summary.stream,
-            delivered = r.delivered,
-            duplicates_dropped = r.duplicates_dropped,
-            objects_written = r.objects_written,
-            pages = r.pages,
-            requests = r.requests,
-            stop_reason = ?r.stop_reason,
-            watermark = ?r.watermark.map(|w| w.to_string()),
-            duration_ms = summary.duration_ms,
-            summary = %fields,
-            "run finished"
-        ),
-        Some(e) => tracing::error!(
-            run_id = %summary.run_id,
-            stream = %summary.stream,
-            delivered = r.delivered,
-            error_type = e.error_type(),
-            error = %error_chain(e),
-            summary = %fields,
-            "run failed"
-        ),
+        let key = manifest_key(&self.config.output_prefix, &plan.stream, started_at, run_id);
+        let body = serde_json::to_vec_pretty(&Manifest::new(&context, report))
+            .map_err(RunError::ManifestEncode)?;
+        self.sink.put_marker(&key, body, "application/json").await.map_err(RunError::Manifest)?;
+        Ok(key)
     }
 }

@@ -4,6 +4,9 @@
 //! A bad configuration does not crash the cold start: every invocation then fails with
 //! `ConfigurationInvalid` and the list of bad variables, which is what the operator sees first.
 
+// The invocation's future nests the handler's, the run's and the SDK's: its layout is deep.
+#![recursion_limit = "256"]
+
 use aws_config::BehaviorVersion;
 use aws_config::timeout::TimeoutConfig;
 use jiff::Timestamp;
@@ -27,8 +30,14 @@ use anthropic_compliance_collector::telemetry::cloudwatch::CloudWatchMetrics;
 const AWS_ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 const AWS_OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-type AwsCollector =
-    Collector<SecretsManagerSource, S3Sink, DynamoStore, CloudWatchMetrics, SystemClock>;
+type AwsCollector = Collector<
+    HttpClient<SystemClock>,
+    SecretsManagerSource,
+    S3Sink,
+    DynamoStore,
+    CloudWatchMetrics,
+    SystemClock,
+>;
 
 fn main() -> Result<(), lambda_runtime::Error> {
     // Before any thread or large buffer exists.
@@ -98,7 +107,7 @@ async fn build(config: Config) -> Result<AwsCollector, lambda_runtime::Error> {
             &config.api_key_secret_id,
         ),
         keys: KeyCache::default(),
-        http: HttpClient::new(
+        feed: HttpClient::new(
             &config.api_base_url,
             config.max_requests_per_minute,
             SystemClock,

@@ -2,7 +2,7 @@
 
 use anthropic_compliance_collector::archive::s3::S3Sink;
 use anthropic_compliance_collector::archive::{
-    EncodedObject, ObjectSink, PutOutcome, SinkError, encode_batch,
+    EncodedObject, ObjectReader, ObjectWriter, PutOutcome, SinkError, encode_batch,
 };
 use anthropic_compliance_collector::feed::Activity;
 use anthropic_compliance_collector::secrets::secretsmanager::SecretsManagerSource;

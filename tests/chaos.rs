@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use compliance_sim::{Fault, GenerateSpec};
 use jiff::{SignedDuration, Timestamp};
-use serde_json::json;
+use serde_json::{Value, json};
 use testkit::fault_proxy::{AwsService, FaultAction, FaultRule, RandomFaults};
 use testkit::lambda::LambdaFunction;
 
@@ -173,135 +173,201 @@ async fn seeded_fault_schedules_lose_and_duplicate_nothing() {
     );
 }
 
-/// One schedule: its steps, the healthy catch-up, the audit. `Err` says what went wrong.
+/// One schedule: its steps, the healthy catch-up, the audit. `Err` says what went wrong. The
+/// random draws happen in a fixed order (setup, then per step: faults, action, arrivals), so a
+/// seed replays the same schedule.
 async fn schedule(seed: u64) -> Result<Figures, String> {
-    let mut rng = fastrand::Rng::with_seed(seed);
-    let mut options = Options::small_pages()
-        .with_env("OVERLAP_SECONDS", OVERLAP_SECONDS.to_string())
-        .with_env("INITIAL_LOOKBACK_HOURS", "1")
-        .with_env("RUST_LOG", "info");
-    options.sim.seed = seed;
-    options.sim.latency = Duration::from_millis(rng.u64(0..60));
-    let began = Instant::now();
-    let mut stack = Stack::new(options).await;
-    let mut other: Option<LambdaFunction> = None;
-    let mut figures = Figures { schedules: 1, ..Figures::default() };
-    let mut trail = vec![format!("setup {:.1}s", began.elapsed().as_secs_f64())];
-
-    // A backlog of one page, or (two schedules in five) of two or three pages.
-    let backlog = if rng.u8(..5) < 2 { rng.usize(1100..2600) } else { rng.usize(100..700) };
-    stack.sim.generate(&GenerateSpec {
-        count: backlog,
-        from: Timestamp::now() - SignedDuration::from_mins(55),
-        to: Timestamp::now() - SignedDuration::from_secs(5),
-        hidden: false,
-    });
-    let mut hidden: Vec<String> = Vec::new();
-    let mut excused: HashSet<String> = HashSet::new();
-
-    let steps = rng.usize(2..5);
+    let mut chaos = Schedule::set_up(seed).await;
+    let steps = chaos.rng.usize(2..5);
     for step in 0..steps {
-        // API faults for this step (left in the queue if not all taken)
+        chaos.inject_faults().await;
+        chaos.act().await;
+        chaos.end_step(step).await?;
+        chaos.arrivals();
+    }
+    chaos.heal();
+    let last = chaos.catch_up().await?;
+    chaos.audit(&last).await?;
+    Ok(chaos.figures)
+}
+
+/// A schedule in progress: its stack, its random source, what it did and what it hid.
+struct Schedule {
+    seed: u64,
+    rng: fastrand::Rng,
+    stack: Stack,
+    /// A second function for concurrent pairs, made on first use.
+    other: Option<LambdaFunction>,
+    figures: Figures,
+    trail: Vec<String>,
+    began: Instant,
+    /// Activities not indexed yet, and those indexed later than the overlap (not guaranteed).
+    hidden: Vec<String>,
+    excused: HashSet<String>,
+}
+
+impl Schedule {
+    /// A stack with a backlog of one page, or (two schedules in five) of two or three pages.
+    async fn set_up(seed: u64) -> Schedule {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let mut options = Options::small_pages()
+            .with_env("OVERLAP_SECONDS", OVERLAP_SECONDS.to_string())
+            .with_env("INITIAL_LOOKBACK_HOURS", "1")
+            .with_env("RUST_LOG", "info");
+        options.sim.seed = seed;
+        options.sim.latency = Duration::from_millis(rng.u64(0..60));
+        let began = Instant::now();
+        let stack = Stack::new(options).await;
+        let trail = vec![format!("setup {:.1}s", began.elapsed().as_secs_f64())];
+        let backlog = if rng.u8(..5) < 2 { rng.usize(1100..2600) } else { rng.usize(100..700) };
+        stack.sim.generate(&GenerateSpec {
+            count: backlog,
+            from: Timestamp::now() - SignedDuration::from_mins(55),
+            to: Timestamp::now() - SignedDuration::from_secs(5),
+            hidden: false,
+        });
+        Schedule {
+            seed,
+            rng,
+            stack,
+            other: None,
+            figures: Figures { schedules: 1, ..Figures::default() },
+            trail,
+            began,
+            hidden: Vec::new(),
+            excused: HashSet::new(),
+        }
+    }
+
+    /// This step's faults: API faults (left queued if not all taken), random or ruled AWS
+    /// faults, and now and then a cold start.
+    async fn inject_faults(&mut self) {
+        let rng = &mut self.rng;
         if rng.f32() < 0.6 {
             let slots = Fault::random_schedule(rng.u64(..), rng.usize(1..7));
-            figures.api_faults += slots.iter().flatten().count() as u64;
-            trail.push(format!("api {slots:?}"));
-            stack.sim.push_schedule(slots);
+            self.figures.api_faults += slots.iter().flatten().count() as u64;
+            self.trail.push(format!("api {slots:?}"));
+            self.stack.sim.push_schedule(slots);
         }
-        // AWS faults for this step
         if rng.f32() < 0.3 {
             let rate = 0.05 + rng.f64() * 0.25;
-            trail.push(format!("aws random {rate:.2}"));
-            stack.proxy.set_random(Some(RandomFaults { seed: rng.u64(..), rate }));
+            self.trail.push(format!("aws random {rate:.2}"));
+            self.stack.proxy.set_random(Some(RandomFaults { seed: rng.u64(..), rate }));
         }
         if rng.f32() < 0.3 {
-            let rule = aws_rule(&mut rng);
-            trail.push(format!("aws {rule:?}"));
-            stack.proxy.push(rule);
+            let rule = aws_rule(rng);
+            self.trail.push(format!("aws {rule:?}"));
+            self.stack.proxy.push(rule);
         }
         if rng.f32() < 0.1 {
-            stack.function.kill().await;
-            trail.push("cold".into());
+            self.stack.function.kill().await;
+            self.trail.push("cold".into());
         }
+    }
 
-        let kind = rng.u8(..100);
+    /// This step's action: a run, a run killed, a run with a short deadline, or two at once.
+    async fn act(&mut self) {
+        let kind = self.rng.u8(..100);
         if kind < 35 {
-            let timeout = step_timeout(&mut rng);
-            trail.push(format!("run {timeout:?}"));
-            let run = invoke(&mut stack.function, json!({}), timeout).await;
-            trail.push(figures.outcome("run", &run));
+            self.run().await;
         } else if kind < 60 {
-            let delay = Duration::from_millis(rng.u64(20..1500));
-            trail.push(format!("kill after {delay:?}"));
-            if !stack.function.is_warm() {
-                invoke(&mut stack.function, json!({"action": "none"}), LONG).await;
-            }
-            let pid = stack.function.pid();
-            let run = invoke(&mut stack.function, json!({}), LONG);
-            let kill = async {
-                tokio::time::sleep(delay).await;
-                if let Some(pid) = pid {
-                    let _ =
-                        std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
-                }
-            };
-            let (run, ()) = tokio::join!(run, kill);
-            figures.kills += 1;
-            trail.push(figures.outcome("kill", &run));
+            self.killed_run().await;
         } else if kind < 80 {
-            let timeout = Duration::from_millis(rng.u64(3000..8000));
-            trail.push(format!("deadline {timeout:?}"));
-            let run = invoke(&mut stack.function, json!({}), timeout).await;
-            figures.short_deadlines += 1;
-            trail.push(figures.outcome("deadline", &run));
-            if matches!(run.outcome, testkit::lambda::Outcome::Timeout)
-                && std::env::var("CHAOS_VERBOSE").is_ok_and(|v| v == "1")
-            {
-                eprintln!(
-                    "chaos: seed {seed}: deadline {timeout:?} timed out; trail {trail:?}\n{}",
-                    tail(&run.logs)
-                );
-            }
+            self.short_deadline_run().await;
         } else {
-            let (ta, tb) = (step_timeout(&mut rng), step_timeout(&mut rng));
-            trail.push(format!("two at once {ta:?} {tb:?}"));
-            let second = other.get_or_insert_with(|| stack.another_function());
-            let (a, b) = tokio::join!(
-                invoke(&mut stack.function, json!({}), ta),
-                invoke(second, json!({}), tb)
-            );
-            figures.concurrent_pairs += 1;
-            trail.push(figures.outcome("pair", &a));
-            trail.push(figures.outcome("pair", &b));
+            self.two_at_once().await;
         }
-        stack.proxy.set_random(None);
-        stack.proxy.clear();
-        trail.push(format!("@{:.1}s", began.elapsed().as_secs_f64()));
-        // Every invocation's outcome is one of the documented ones.
-        for kind in figures.outcomes.keys() {
+    }
+
+    async fn run(&mut self) {
+        let timeout = step_timeout(&mut self.rng);
+        self.trail.push(format!("run {timeout:?}"));
+        let run = invoke(&mut self.stack.function, json!({}), timeout).await;
+        self.trail.push(self.figures.outcome("run", &run));
+    }
+
+    async fn killed_run(&mut self) {
+        let delay = Duration::from_millis(self.rng.u64(20..1500));
+        self.trail.push(format!("kill after {delay:?}"));
+        let function = &mut self.stack.function;
+        if !function.is_warm() {
+            invoke(function, json!({"action": "none"}), LONG).await;
+        }
+        let pid = function.pid();
+        let run = invoke(function, json!({}), LONG);
+        let kill = async {
+            tokio::time::sleep(delay).await;
+            if let Some(pid) = pid {
+                let _ = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+        };
+        let (run, ()) = tokio::join!(run, kill);
+        self.figures.kills += 1;
+        self.trail.push(self.figures.outcome("kill", &run));
+    }
+
+    async fn short_deadline_run(&mut self) {
+        let timeout = Duration::from_millis(self.rng.u64(3000..8000));
+        self.trail.push(format!("deadline {timeout:?}"));
+        let run = invoke(&mut self.stack.function, json!({}), timeout).await;
+        self.figures.short_deadlines += 1;
+        self.trail.push(self.figures.outcome("deadline", &run));
+        if matches!(run.outcome, testkit::lambda::Outcome::Timeout)
+            && std::env::var("CHAOS_VERBOSE").is_ok_and(|v| v == "1")
+        {
+            eprintln!(
+                "chaos: seed {}: deadline {timeout:?} timed out; trail {:?}\n{}",
+                self.seed,
+                self.trail,
+                tail(&run.logs)
+            );
+        }
+    }
+
+    async fn two_at_once(&mut self) {
+        let (ta, tb) = (step_timeout(&mut self.rng), step_timeout(&mut self.rng));
+        self.trail.push(format!("two at once {ta:?} {tb:?}"));
+        let stack = &mut self.stack;
+        let second = self.other.get_or_insert_with(|| stack.another_function());
+        let (a, b) =
+            tokio::join!(invoke(&mut stack.function, json!({}), ta), invoke(second, json!({}), tb));
+        self.figures.concurrent_pairs += 1;
+        self.trail.push(self.figures.outcome("pair", &a));
+        self.trail.push(self.figures.outcome("pair", &b));
+    }
+
+    /// Faults off after a step; every outcome so far documented; the state item valid whatever
+    /// happened.
+    async fn end_step(&mut self, step: usize) -> Result<(), String> {
+        self.stack.proxy.set_random(None);
+        self.stack.proxy.clear();
+        self.trail.push(format!("@{:.1}s", self.began.elapsed().as_secs_f64()));
+        for kind in self.figures.outcomes.keys() {
             if let Some((_, t)) = kind.split_once(" error:")
                 && !is_stable_error_type(t)
             {
+                let trail = &self.trail;
                 return Err(format!("step {step}: undocumented errorType {t}; trail {trail:?}"));
             }
         }
-        // The state item is valid after every step, whatever happened.
-        check_state_loads(&stack)
+        check_state_loads(&self.stack)
             .await
-            .map_err(|e| format!("step {step}: {e}; trail {trail:?}"))?;
+            .map_err(|e| format!("step {step}: {e}; trail {:?}", self.trail))
+    }
 
-        // Late ones of the previous step get indexed; new ones arrive, some not indexed yet.
-        reveal(&stack, &mut hidden, &mut excused, &mut figures);
+    /// The previous step's late ones get indexed; new ones arrive, some not indexed yet.
+    fn arrivals(&mut self) {
+        reveal(&self.stack, &mut self.hidden, &mut self.excused, &mut self.figures);
         let now = Timestamp::now();
-        stack.sim.generate(&GenerateSpec {
-            count: rng.usize(0..150),
+        self.stack.sim.generate(&GenerateSpec {
+            count: self.rng.usize(0..150),
             from: now - SignedDuration::from_secs(10),
             to: now - SignedDuration::from_secs(1),
             hidden: false,
         });
-        if rng.f32() < 0.4 {
-            hidden.extend(stack.sim.generate(&GenerateSpec {
-                count: rng.usize(1..40),
+        if self.rng.f32() < 0.4 {
+            self.hidden.extend(self.stack.sim.generate(&GenerateSpec {
+                count: self.rng.usize(1..40),
                 from: now - SignedDuration::from_secs(15),
                 to: now - SignedDuration::from_secs(1),
                 hidden: true,
@@ -309,54 +375,64 @@ async fn schedule(seed: u64) -> Result<Figures, String> {
         }
     }
 
-    // Every fault off; the last late ones indexed; healthy runs must catch up fully.
-    let left = stack.sim.clear_faults();
-    figures.api_faults -= left.iter().flatten().count() as u64;
-    figures.aws_faults += stack.proxy.injected().len() as u64;
-    stack.proxy.clear();
-    reveal(&stack, &mut hidden, &mut excused, &mut figures);
-    trail.push(format!("healthy from @{:.1}s", began.elapsed().as_secs_f64()));
-    let mut last = None;
-    for _ in 0..6 {
-        let run = invoke(&mut stack.function, json!({}), LONG).await;
-        let kind = outcome_kind(&run);
-        trail.push(figures.outcome("healthy", &run));
-        let Some(summary) = run.outcome.response().cloned() else {
-            return Err(format!(
-                "a healthy run failed: {kind}; trail {trail:?}\n{}",
-                tail(&run.logs)
-            ));
-        };
-        let done = matches!(summary["stop_reason"].as_str(), Some("caught_up" | "nothing_new"));
-        if done && stack.state().await.is_some_and(|s| s.state.pending.is_none()) {
-            last = Some(summary);
-            break;
+    /// Every fault off, and the last late ones indexed.
+    fn heal(&mut self) {
+        let left = self.stack.sim.clear_faults();
+        self.figures.api_faults -= left.iter().flatten().count() as u64;
+        self.figures.aws_faults += self.stack.proxy.injected().len() as u64;
+        self.stack.proxy.clear();
+        reveal(&self.stack, &mut self.hidden, &mut self.excused, &mut self.figures);
+        self.trail.push(format!("healthy from @{:.1}s", self.began.elapsed().as_secs_f64()));
+    }
+
+    /// Healthy runs until one catches up with no intent left; its summary.
+    async fn catch_up(&mut self) -> Result<Value, String> {
+        for _ in 0..6 {
+            let run = invoke(&mut self.stack.function, json!({}), LONG).await;
+            let kind = outcome_kind(&run);
+            self.trail.push(self.figures.outcome("healthy", &run));
+            let Some(summary) = run.outcome.response().cloned() else {
+                return Err(format!(
+                    "a healthy run failed: {kind}; trail {:?}\n{}",
+                    self.trail,
+                    tail(&run.logs)
+                ));
+            };
+            let done = matches!(summary["stop_reason"].as_str(), Some("caught_up" | "nothing_new"));
+            if done && self.stack.state().await.is_some_and(|s| s.state.pending.is_none()) {
+                return Ok(summary);
+            }
         }
+        Err(format!("healthy runs did not catch up; trail {:?}", self.trail))
     }
-    let Some(last) = last else {
-        return Err(format!("healthy runs did not catch up; trail {trail:?}"));
-    };
-    trail.push(format!("audit from @{:.1}s", began.elapsed().as_secs_f64()));
-    let audit = stack.audit(watermark(&last), &excused).await;
-    let delivered: HashSet<String> = stack.delivered().await.into_iter().collect();
-    figures.late_beyond_delivered +=
-        excused.iter().filter(|id| delivered.contains(*id)).count() as u64;
-    figures.served += audit.served as u64;
-    figures.delivered += audit.unique_delivered as u64;
-    figures.lost += audit.lost.len() as u64;
-    figures.duplicated += audit.duplicated.len() as u64;
-    figures.altered += audit.altered.len() as u64;
-    if !audit.is_clean() {
-        return Err(format!("{audit}; trail {trail:?}"));
+
+    /// Nothing lost, duplicated or altered, up to the last healthy run's watermark.
+    async fn audit(&mut self, last: &Value) -> Result<(), String> {
+        self.trail.push(format!("audit from @{:.1}s", self.began.elapsed().as_secs_f64()));
+        let audit = self.stack.audit(watermark(last), &self.excused).await;
+        let delivered: HashSet<String> = self.stack.delivered().await.into_iter().collect();
+        let figures = &mut self.figures;
+        figures.late_beyond_delivered +=
+            self.excused.iter().filter(|id| delivered.contains(*id)).count() as u64;
+        figures.served += audit.served as u64;
+        figures.delivered += audit.unique_delivered as u64;
+        figures.lost += audit.lost.len() as u64;
+        figures.duplicated += audit.duplicated.len() as u64;
+        figures.altered += audit.altered.len() as u64;
+        if !audit.is_clean() {
+            return Err(format!("{audit}; trail {:?}", self.trail));
+        }
+        if std::env::var("CHAOS_VERBOSE").is_ok_and(|v| v == "1") {
+            eprintln!(
+                "chaos: seed {}: {:.1} s, {audit}; trail {:?}; outcomes {:?}",
+                self.seed,
+                self.began.elapsed().as_secs_f64(),
+                self.trail,
+                figures.outcomes
+            );
+        }
+        Ok(())
     }
-    if std::env::var("CHAOS_VERBOSE").is_ok_and(|v| v == "1") {
-        eprintln!(
-            "chaos: seed {seed}: {:.1} s, {audit}; trail {trail:?}; outcomes {:?}",
-            began.elapsed().as_secs_f64(),
-            figures.outcomes
-        );
-    }
-    Ok(figures)
 }
 
 /// The time a step's run gets: half the time enough to wait out a dead writer's 25 s lease,

@@ -469,9 +469,7 @@ pub fn error_of(invocation: &Invocation) -> (String, String) {
     }
 }
 
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    testkit::error_chain(e)
-}
+pub use anthropic_compliance_collector::error::error_chain;
 
 /// Prints one line of figures for the README's reliability table (visible with --nocapture).
 pub fn report(class: &str, outcome: &str, audit: &Audit) {

@@ -4,12 +4,34 @@
 //! name is a function of exactly which activities the object holds (the first one's second, then
 //! 16 hex digits of SHA-256 over the ids in order), so writing the same batch twice aims at the
 //! same key, and S3's `If-None-Match: *` turns the second write into a no-op instead of a copy.
+//!
+//! The keys of what is not activity data (the probe, verify's markers) are here too, all under a
+//! segment starting with `_`, which Athena and the SIEMs skip.
 
 use std::fmt::Write;
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use sha2::{Digest, Sha256};
+
+/// Where the collector keeps a probe key: under a `_` segment, which query engines skip.
+pub const PROBE_KEY: &str = "_collector/probe";
+
+/// The probe key under `prefix`.
+pub fn probe_key(prefix: &str) -> String {
+    format!("{prefix}{PROBE_KEY}")
+}
+
+/// The marker `{"action": "verify"}` writes and reads back under `prefix`.
+pub fn verify_marker_key(prefix: &str, run_id: &str) -> String {
+    format!("{prefix}_collector/verify/{}.json", safe_name(run_id))
+}
+
+/// `name` with every character but ASCII letters, digits and `-` replaced by `_`: a run id (a
+/// Lambda request id, or anything a test passes) as one safe key segment.
+pub fn safe_name(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect()
+}
 
 /// The partition an activity belongs to: its `created_at` hour in UTC.
 pub fn partition(prefix: &str, created_at: Timestamp) -> String {

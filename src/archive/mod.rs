@@ -1,4 +1,6 @@
-//! The archive: where activity objects go, through the [`ObjectSink`] port.
+//! The archive: where activity objects go, through two ports: [`ObjectWriter`] (probe, activity
+//! objects, markers) and [`ObjectReader`] (list, read back). A run needs both ([`ObjectSink`]);
+//! a reader of the archive needs only the second.
 //!
 //! Objects are immutable and written only if absent (`If-None-Match: *` on S3): a second write of
 //! the same key reports [`PutOutcome::AlreadyPresent`] and changes nothing, which is what makes a
@@ -6,7 +8,6 @@
 
 pub mod encode;
 pub mod key;
-pub mod manifest;
 pub mod s3;
 
 use std::future::Future;
@@ -22,8 +23,8 @@ pub enum PutOutcome {
     AlreadyPresent,
 }
 
-/// The port activity objects are written through.
-pub trait ObjectSink: Send + Sync {
+/// The port activity objects and markers are written through.
+pub trait ObjectWriter: Send + Sync {
     /// Checks that the destination exists, and takes writes, before a run commits anything.
     fn probe(&self) -> impl Future<Output = Result<(), SinkError>> + Send;
     /// Writes `object` unless its key exists.
@@ -38,19 +39,32 @@ pub trait ObjectSink: Send + Sync {
         body: Vec<u8>,
         content_type: &'static str,
     ) -> impl Future<Output = Result<PutOutcome, SinkError>> + Send;
+}
+
+/// The port objects are read back through: a batch recovered, an hour reconciled, a marker.
+pub trait ObjectReader: Send + Sync {
     /// The keys under `prefix`.
     fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, SinkError>> + Send;
     /// Reads an object back; `None` when it does not exist.
     fn get(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, SinkError>> + Send;
 }
 
+/// Both ports, as a run uses the archive: it writes, and reads back what it or an interrupted
+/// run wrote. Every writer that is also a reader is one.
+pub trait ObjectSink: ObjectWriter + ObjectReader {}
+
+impl<T: ObjectWriter + ObjectReader> ObjectSink for T {}
+
+/// What an operator does about a missing bucket, and about one the function may not use: the one
+/// text both the error's message and verify's remedy give.
+pub const BUCKET_CREATE: &str = "create it or fix OUTPUT_BUCKET";
+pub const BUCKET_GRANT: &str = "grant s3:PutObject and s3:GetObject on <bucket>/<OUTPUT_PREFIX>* and s3:ListBucket on the prefix (and kms:GenerateDataKey and kms:Decrypt on a KMS bucket key)";
+
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
-    #[error("the output bucket {bucket:?} does not exist; create it or fix OUTPUT_BUCKET")]
+    #[error("the output bucket {bucket:?} does not exist; {BUCKET_CREATE}")]
     BucketNotFound { bucket: String },
-    #[error(
-        "not allowed to write to s3://{bucket}/{key}; grant s3:PutObject and s3:GetObject under the output prefix (and kms:GenerateDataKey on a KMS bucket key)"
-    )]
+    #[error("not allowed to write to s3://{bucket}/{key}; {BUCKET_GRANT}")]
     AccessDenied {
         bucket: String,
         key: String,
@@ -84,6 +98,13 @@ pub mod memory {
     }
 
     impl MemorySink {
+        fn bucket(&self) -> Result<(), SinkError> {
+            match self.missing_bucket {
+                true => Err(SinkError::BucketNotFound { bucket: "memory".into() }),
+                false => Ok(()),
+            }
+        }
+
         /// Every delivered line, by object, in key order.
         pub fn ids(&self) -> Vec<String> {
             self.objects
@@ -96,14 +117,12 @@ pub mod memory {
         }
     }
 
-    impl ObjectSink for MemorySink {
+    impl ObjectWriter for MemorySink {
         async fn probe(&self) -> Result<(), SinkError> {
-            if self.missing_bucket {
-                return Err(SinkError::BucketNotFound { bucket: "memory".into() });
-            }
-            Ok(())
+            self.bucket()
         }
         async fn put_new(&self, object: &EncodedObject) -> Result<PutOutcome, SinkError> {
+            self.bucket()?;
             let mut budget = self.fail_after_puts.lock().unwrap();
             if let Some(n) = budget.as_mut() {
                 if *n == 0 {
@@ -128,6 +147,7 @@ pub mod memory {
             body: Vec<u8>,
             _: &'static str,
         ) -> Result<PutOutcome, SinkError> {
+            self.bucket()?;
             let mut markers = self.markers.lock().unwrap();
             if markers.contains_key(key) {
                 return Ok(PutOutcome::AlreadyPresent);
@@ -135,7 +155,11 @@ pub mod memory {
             markers.insert(key.to_owned(), body);
             Ok(PutOutcome::Created)
         }
+    }
+
+    impl ObjectReader for MemorySink {
         async fn list(&self, prefix: &str) -> Result<Vec<String>, SinkError> {
+            self.bucket()?;
             Ok(self
                 .objects
                 .lock()
@@ -146,7 +170,9 @@ pub mod memory {
                 .collect())
         }
         async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, SinkError> {
-            Ok(self.objects.lock().unwrap().get(key).cloned())
+            self.bucket()?;
+            let markers = self.markers.lock().unwrap();
+            Ok(self.objects.lock().unwrap().get(key).or_else(|| markers.get(key)).cloned())
         }
     }
 }

@@ -1,4 +1,4 @@
-//! [`ObjectSink`] over Amazon S3: conditional `PutObject` (`If-None-Match: *`), `GetObject`.
+//! [`ObjectWriter`] and [`ObjectReader`] over Amazon S3: conditional `PutObject` (`If-None-Match: *`), `GetObject`.
 //!
 //! A 412 answer means an object with the key exists: since keys are fixed by content, the batch is
 //! already in the archive and nothing more is written. A 409 (a conditional write racing another
@@ -10,6 +10,7 @@
 //! signature then need not hash the payload a second time (`UNSIGNED-PAYLOAD`, over HTTPS).
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
@@ -18,22 +19,18 @@ use aws_sdk_s3::types::ChecksumAlgorithm;
 use aws_smithy_types::base64;
 use bytes::Bytes;
 
-use super::{EncodedObject, ObjectSink, PutOutcome, SinkError};
+use super::key::probe_key;
+use super::{EncodedObject, ObjectReader, ObjectWriter, PutOutcome, SinkError};
+use crate::clock::{Clock, SystemClock};
 
-/// Where the collector keeps a probe key: under a `_` segment, which query engines skip.
-pub const PROBE_KEY: &str = "_collector/probe";
-
-/// The probe key under `prefix`.
-pub fn probe_key(prefix: &str) -> String {
-    format!("{prefix}{PROBE_KEY}")
-}
-
-pub struct S3Sink {
+/// The S3 adapter; `C` is the clock its retries wait on (the system's in Lambda).
+pub struct S3Sink<C = SystemClock> {
     client: Client,
     bucket: String,
     prefix: String,
     /// Whether this process has written the probe key (proving s3:PutObject under the prefix).
     write_checked: AtomicBool,
+    clock: C,
 }
 
 impl S3Sink {
@@ -43,7 +40,16 @@ impl S3Sink {
             bucket: bucket.into(),
             prefix: prefix.into(),
             write_checked: AtomicBool::new(false),
+            clock: SystemClock,
         }
+    }
+}
+
+impl<C: Clock> S3Sink<C> {
+    /// This adapter with its retries waiting on `clock`.
+    pub fn with_clock<D: Clock>(self, clock: D) -> S3Sink<D> {
+        let S3Sink { client, bucket, prefix, write_checked, .. } = self;
+        S3Sink { client, bucket, prefix, write_checked, clock }
     }
 
     fn classify<E, R>(&self, key: &str, e: SdkError<E, R>) -> SinkError
@@ -79,7 +85,7 @@ impl HttpStatus for aws_sdk_s3::config::http::HttpResponse {
     }
 }
 
-impl S3Sink {
+impl<C: Clock> S3Sink<C> {
     /// `PutObject` with `If-None-Match: *`: 412 means present; a 409 race is retried.
     async fn put_if_absent(
         &self,
@@ -123,8 +129,7 @@ impl S3Sink {
                 }
                 Err(e) if status(&e) == Some(409) && attempt <= CONFLICT_RETRIES => {
                     tracing::warn!(key, attempt, "conditional write conflict; retrying");
-                    tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(attempt)))
-                        .await;
+                    self.clock.sleep(Duration::from_millis(200 * u64::from(attempt))).await;
                 }
                 Err(e) => return Err(self.classify(key, e)),
             }
@@ -147,7 +152,7 @@ impl S3Sink {
     }
 }
 
-impl ObjectSink for S3Sink {
+impl<C: Clock> ObjectWriter for S3Sink<C> {
     /// Once per process, a create-if-absent write of the probe key: a missing bucket or a refused
     /// write then fails the run before it commits anything (S3 checks the permission before the
     /// condition, so "already there" proves it too). After that, one read per run: the bucket may
@@ -195,7 +200,9 @@ impl ObjectSink for S3Sink {
     ) -> Result<PutOutcome, SinkError> {
         self.put_if_absent(key, body.into(), content_type, &[], None).await
     }
+}
 
+impl<C: Clock> ObjectReader for S3Sink<C> {
     async fn list(&self, prefix: &str) -> Result<Vec<String>, SinkError> {
         let mut keys = Vec::new();
         let mut pages = self

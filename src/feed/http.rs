@@ -10,15 +10,20 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
+use reqwest::Url;
 use reqwest::header::{HeaderMap, HeaderValue};
-use reqwest::{StatusCode, Url};
-use serde::Deserialize;
 
 use super::body_pool::BodyPool;
 use super::query::{ACTIVITIES_PATH, query_string};
 use super::retry::{Backoff, Decision, Failure, decide};
-use super::{ActivityFeed, FeedError, Page, PageQuery, RequestStats};
+use super::{ActivityFeed, FeedClient, FeedError, Page, PageQuery, RequestStats};
 use crate::clock::{Clock, Deadline};
+// Also at its old path, for callers not yet moved to `crate::error` (the detector branch).
+pub use crate::error::error_chain;
+pub use response::FAILED_ATTEMPTS_FOR_UNAVAILABLE;
+use response::*;
+
+mod response;
 use crate::secrets::ApiKey;
 
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -50,6 +55,8 @@ pub struct HttpClient<C> {
     hold_until: Mutex<Option<Timestamp>>,
     /// Lowered to [`LEGACY_PAGE_LIMIT`] once a server refuses a larger page.
     page_limit_cap: AtomicU32,
+    /// The retry back-off's jitter, from a seeded source ([`HttpClient::with_jitter_seed`]).
+    jitter: Mutex<fastrand::Rng>,
     /// Buffers of earlier bodies for the next pages: a body of several MB is read into memory
     /// already mapped, not into a fresh allocation the kernel must fault in page by page.
     bodies: Arc<BodyPool>,
@@ -95,11 +102,34 @@ impl<C: Clock> HttpClient<C> {
             hold_until: Mutex::new(None),
             page_limit_cap: AtomicU32::new(u32::MAX),
             bodies: BodyPool::new(SPARE_BODIES, SPARE_BODY_BYTES),
+            jitter: Mutex::new(fastrand::Rng::new()),
         })
     }
 
-    /// This client with one run's key.
+    /// This client with its retry jitter drawn from `seed`, so tests can repeat a schedule.
+    pub fn with_jitter_seed(self, seed: u64) -> HttpClient<C> {
+        HttpClient { jitter: Mutex::new(fastrand::Rng::with_seed(seed)), ..self }
+    }
+
+    /// The URL of the page `query` names, asking for at most `limit` activities.
+    fn page_url(&self, query: &PageQuery, limit: u32) -> Url {
+        let mut url = self.endpoint.clone();
+        url.set_query(Some(&query_string(&PageQuery { limit, ..query.clone() })));
+        url
+    }
+
+    /// The next jitter, in `[0, 1)`.
+    fn jitter(&self) -> f64 {
+        self.jitter.lock().unwrap_or_else(|e| e.into_inner()).f64()
+    }
+
+    /// This client with one run's key, as the `x-api-key` header's value, marked sensitive so
+    /// the HTTP stack never shows it either.
     pub fn with_key<'a>(&'a self, key: &'a ApiKey) -> HttpFeed<'a, C> {
+        let key = HeaderValue::from_str(key.as_str()).ok().map(|mut header| {
+            header.set_sensitive(true);
+            header
+        });
         HttpFeed { client: self, key }
     }
 
@@ -144,9 +174,21 @@ impl<C: Clock> HttpClient<C> {
 }
 
 /// One run's view of the feed: the shared client and the key read for this run.
+impl<C: Clock> FeedClient for HttpClient<C> {
+    type Feed<'a>
+        = HttpFeed<'a, C>
+    where
+        C: 'a;
+
+    fn with_key<'a>(&'a self, key: &'a ApiKey) -> HttpFeed<'a, C> {
+        HttpClient::with_key(self, key)
+    }
+}
+
 pub struct HttpFeed<'a, C> {
     client: &'a HttpClient<C>,
-    key: &'a ApiKey,
+    /// `None` for a key that is no header value ([`crate::secrets::parse_secret`] admits none).
+    key: Option<HeaderValue>,
 }
 
 impl<C: Clock> ActivityFeed for HttpFeed<'_, C> {
@@ -156,7 +198,12 @@ impl<C: Clock> ActivityFeed for HttpFeed<'_, C> {
         deadline: Deadline,
     ) -> (Result<Page, FeedError>, RequestStats) {
         let mut stats = RequestStats::default();
-        let result = self.fetch_counting(query, deadline, &mut stats).await;
+        let Some(key) = &self.key else {
+            let error_type = "invalid_api_key".to_owned();
+            let message = "the key cannot be sent as an HTTP header".to_owned();
+            return (Err(FeedError::Unauthorized { error_type, message, request_id: None }), stats);
+        };
+        let result = self.fetch_counting(key, query, deadline, &mut stats).await;
         (result, stats)
     }
 }
@@ -171,6 +218,7 @@ impl<C: Clock> HttpFeed<'_, C> {
 
     async fn fetch_counting(
         &self,
+        key: &HeaderValue,
         query: &PageQuery,
         deadline: Deadline,
         stats: &mut RequestStats,
@@ -178,7 +226,7 @@ impl<C: Clock> HttpFeed<'_, C> {
         let client = self.client;
         let mut attempt = 0u32;
         let mut trying_legacy_limit = false;
-        let mut last_failure: Option<String> = None;
+        let mut last_failure: Option<Failed> = None;
         loop {
             attempt += 1;
             if !client.pace(deadline).await {
@@ -190,53 +238,19 @@ impl<C: Clock> HttpFeed<'_, C> {
                 client.page_limit_cap.load(Ordering::Relaxed)
             };
             let limit = query.limit.min(cap);
-            let mut url = client.endpoint.clone();
-            url.set_query(Some(&query_string(&PageQuery { limit, ..query.clone() })));
+            let url = client.page_url(query, limit);
             let timeout = REQUEST_TIMEOUT.min(deadline.remaining(client.clock.now()));
             stats.requests += 1;
-            let (failure, response, last) = match self.attempt(&url, timeout).await {
+            let failed = match self.attempt(key, &url, timeout).await {
                 Ok(Attempt::Page { page, request_id, remaining }) => {
-                    self.record_call(stats, request_id.as_deref());
-                    if trying_legacy_limit {
-                        // The 400 was about the page size: ask for 1000 from now on.
-                        client.page_limit_cap.store(LEGACY_PAGE_LIMIT, Ordering::Relaxed);
-                    }
-                    stats.request_id = request_id;
-                    stats.rate_limit_remaining = remaining.or(stats.rate_limit_remaining);
-                    tracing::info!(
-                        request_id = stats.request_id.as_deref().unwrap_or("-"),
-                        activities = page.activities.len(),
-                        has_more = page.has_more,
-                        attempt,
-                        "page fetched"
-                    );
-                    return Ok(page);
+                    let served = Served { request_id, remaining, attempt, trying_legacy_limit };
+                    return Ok(self.served(stats, page, served));
                 }
                 Ok(Attempt::Invalid { request_id, source }) => {
-                    self.record_call(stats, request_id.as_deref());
-                    tracing::error!(
-                        request_id = request_id.as_deref().unwrap_or("-"),
-                        error = %source,
-                        "unreadable page: the run stops here without advancing"
-                    );
-                    return Err(FeedError::InvalidPage { request_id, source });
+                    return Err(self.unreadable(stats, request_id, source));
                 }
                 Ok(Attempt::Status(response)) => {
-                    // Not a canary: the feed documents the calls it served (`status_code` 200);
-                    // a throttled call or one an edge failed may never be recorded.
-                    stats.rate_limit_remaining = response.remaining.or(stats.rate_limit_remaining);
-                    match response.status {
-                        429 => stats.throttled += 1,
-                        400..=499 => stats.client_errors += 1,
-                        _ => stats.server_errors += 1,
-                    }
-                    tracing::warn!(
-                        request_id = response.request_id.as_deref().unwrap_or("-"),
-                        status = response.status,
-                        error_type = %response.error_type,
-                        attempt,
-                        "request failed"
-                    );
+                    count_failed_response(stats, &response, attempt);
                     if response.status == 400 && limit > LEGACY_PAGE_LIMIT {
                         // Maybe a server that caps pages at 1000: ask again with that, once; the
                         // cap stays only if that succeeds (another 400 is about something else).
@@ -244,13 +258,7 @@ impl<C: Clock> HttpFeed<'_, C> {
                         trying_legacy_limit = true;
                         continue;
                     }
-                    let failure = Failure::Status {
-                        status: response.status,
-                        retry_after: response.retry_after,
-                        should_retry: response.should_retry,
-                    };
-                    let last = format!("{} {}", response.status, response.error_type);
-                    (failure, Some(response), last)
+                    AttemptFailed::response(response)
                 }
                 Err(e) if deadline.remaining(client.clock.now()) < MIN_REQUEST_TIME => {
                     // Cut short by the run's own stop line, not by a fault: a resumable stop.
@@ -259,108 +267,94 @@ impl<C: Clock> HttpFeed<'_, C> {
                 }
                 Err(e) => {
                     stats.transport_errors += 1;
-                    let last = error_chain(&e);
-                    tracing::warn!(error = %last, attempt, "request failed in transport");
-                    (Failure::Transport, None, last)
+                    tracing::warn!(error = %error_chain(&e), attempt, "request failed in transport");
+                    AttemptFailed { failure: Failure::Transport, response: None, last: Box::new(e) }
                 }
             };
-            match decide(failure, attempt, client.backoff, fastrand::f64()) {
-                Decision::GiveUp => {
-                    return Err(match response {
-                        Some(r) => r.into_error(attempt),
-                        None => FeedError::Unavailable { attempts: attempt, last },
-                    });
-                }
-                Decision::Retry(wait)
-                    if wait + MIN_REQUEST_TIME > deadline.remaining(client.clock.now()) =>
-                {
-                    return Err(match response {
-                        Some(r) if r.status == 429 => {
-                            FeedError::RateLimited { retry_after: r.retry_after }
-                        }
-                        _ => out_of_time(attempt, Some(last)),
-                    });
-                }
-                Decision::Retry(wait) => {
-                    last_failure = Some(last);
-                    client.clock.sleep(wait).await;
-                }
+            let (wait, last) = self.retry_or_stop(failed, attempt, deadline)?;
+            last_failure = Some(last);
+            client.clock.sleep(wait).await;
+        }
+    }
+
+    /// A page served: its call recorded, its request id and rate-limit reading kept.
+    fn served(&self, stats: &mut RequestStats, page: Page, served: Served) -> Page {
+        self.record_call(stats, served.request_id.as_deref());
+        if served.trying_legacy_limit {
+            // The 400 was about the page size: ask for 1000 from now on.
+            self.client.page_limit_cap.store(LEGACY_PAGE_LIMIT, Ordering::Relaxed);
+        }
+        stats.request_id = served.request_id;
+        stats.rate_limit_remaining = served.remaining.or(stats.rate_limit_remaining);
+        tracing::info!(
+            request_id = stats.request_id.as_deref().unwrap_or("-"),
+            activities = page.activities.len(),
+            has_more = page.has_more,
+            attempt = served.attempt,
+            "page fetched"
+        );
+        page
+    }
+
+    /// A 2xx the client cannot read: never retried or skipped, the run stops here.
+    fn unreadable(
+        &self,
+        stats: &mut RequestStats,
+        request_id: Option<String>,
+        source: super::PageError,
+    ) -> FeedError {
+        self.record_call(stats, request_id.as_deref());
+        tracing::error!(
+            request_id = request_id.as_deref().unwrap_or("-"),
+            error = %source,
+            "unreadable page: the run stops here without advancing"
+        );
+        FeedError::InvalidPage { request_id, source }
+    }
+
+    /// After a failed attempt: how long to wait before the next, or the error to stop with (the
+    /// retry policy gave up, or the wait does not fit before the deadline).
+    fn retry_or_stop(
+        &self,
+        failed: AttemptFailed,
+        attempt: u32,
+        deadline: Deadline,
+    ) -> Result<(Duration, Failed), FeedError> {
+        let client = self.client;
+        let AttemptFailed { failure, response, last } = failed;
+        match decide(failure, attempt, client.backoff, client.jitter()) {
+            Decision::GiveUp => Err(match response {
+                Some(r) => r.into_error(attempt),
+                None => FeedError::Unavailable { attempts: attempt, last },
+            }),
+            Decision::Retry(wait)
+                if wait + MIN_REQUEST_TIME > deadline.remaining(client.clock.now()) =>
+            {
+                Err(match response {
+                    Some(r) if r.status == 429 => {
+                        FeedError::RateLimited { retry_after: r.retry_after }
+                    }
+                    _ => out_of_time(attempt, Some(last)),
+                })
             }
+            Decision::Retry(wait) => Ok((wait, last)),
         }
     }
 }
-
-/// A run that has no time left to retry a transient failure (5xx, transport) stops resumably
-/// while fewer than this many attempts failed: one 503 in a run's last seconds is the deadline's
-/// doing, and is counted in `ApiErrors`. With as many failures the API is failing: the run fails.
-pub const FAILED_ATTEMPTS_FOR_UNAVAILABLE: u32 = 3;
-
-fn out_of_time(failed_attempts: u32, last: Option<String>) -> FeedError {
-    match last {
-        Some(last) if failed_attempts >= FAILED_ATTEMPTS_FOR_UNAVAILABLE => {
-            FeedError::Unavailable { attempts: failed_attempts, last }
-        }
-        _ => FeedError::DeadlineReached,
-    }
-}
-
-enum Attempt {
-    Page { page: Page, request_id: Option<String>, remaining: Option<u32> },
-    Invalid { request_id: Option<String>, source: super::PageError },
-    Status(ErrorResponse),
-}
-
-struct ErrorResponse {
-    status: u16,
-    error_type: String,
-    message: String,
-    request_id: Option<String>,
-    retry_after: Option<Duration>,
-    should_retry: Option<bool>,
-    remaining: Option<u32>,
-}
-
-impl ErrorResponse {
-    fn into_error(self, attempts: u32) -> FeedError {
-        let ErrorResponse { status, error_type, message, request_id, .. } = self;
-        match status {
-            401 => FeedError::Unauthorized { error_type, message, request_id },
-            403 => FeedError::Forbidden { error_type, message, request_id },
-            400..=499 => FeedError::Rejected { status, error_type, message, request_id },
-            _ => FeedError::Unavailable {
-                attempts,
-                last: format!("{status} {error_type}: {message} (request-id {request_id:?})"),
-            },
-        }
-    }
-}
-
-/// Reads a body into `body` (empty), sized first from its `content-length`, chunk by chunk: a page
-/// of several MB is copied once, never held twice or grown by doubling (the run's peak memory is
-/// a page's body and its activities).
-async fn read_body(
-    mut response: reqwest::Response,
-    body: &mut Vec<u8>,
-) -> Result<(), reqwest::Error> {
-    let announced = response.content_length().unwrap_or(0).min(PRESIZE_LIMIT);
-    body.reserve_exact(usize::try_from(announced).unwrap_or(0));
-    while let Some(chunk) = response.chunk().await? {
-        body.extend_from_slice(&chunk);
-    }
-    Ok(())
-}
-
-/// A `content-length` is trusted for the buffer's first size only up to this.
-const PRESIZE_LIMIT: u64 = 64 << 20;
 
 impl<C: Clock> HttpFeed<'_, C> {
-    async fn attempt(&self, url: &Url, timeout: Duration) -> Result<Attempt, reqwest::Error> {
+    async fn attempt(
+        &self,
+        key: &HeaderValue,
+        url: &Url,
+        timeout: Duration,
+    ) -> Result<Attempt, reqwest::Error> {
         let response = self
             .client
             .http
             .get(url.clone())
             .timeout(timeout)
-            .header("x-api-key", self.key.header())
+            .header("x-api-key", key.clone())
             .header("anthropic-version", ANTHROPIC_VERSION)
             .header("accept", "application/json")
             .send()
@@ -399,51 +393,4 @@ impl<C: Clock> HttpFeed<'_, C> {
             remaining,
         }))
     }
-}
-
-/// `retry-after` in seconds (fractions allowed), capped at an hour: no longer wait is one a run
-/// could sit out anyway, and a value past `Duration`'s range must not panic.
-fn retry_after(value: &str) -> Option<Duration> {
-    let seconds = value.trim().parse::<f64>().ok().filter(|s| *s >= 0.0)?;
-    Some(Duration::try_from_secs_f64(seconds).map_or(MAX_RETRY_AFTER, |d| d.min(MAX_RETRY_AFTER)))
-}
-
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
-
-fn header_str<'h>(headers: &'h HeaderMap<HeaderValue>, name: &str) -> Option<&'h str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// `error.type` and `error.message` from either documented error body form.
-fn error_body(body: &[u8], status: StatusCode) -> (String, String) {
-    #[derive(Deserialize)]
-    struct Wrapper {
-        error: Detail,
-    }
-    #[derive(Deserialize)]
-    struct Detail {
-        #[serde(rename = "type")]
-        kind: String,
-        #[serde(default)]
-        message: String,
-    }
-    match serde_json::from_slice::<Wrapper>(body) {
-        Ok(w) => (w.error.kind, w.error.message),
-        Err(_) => (
-            format!("http_{}", status.as_u16()),
-            String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
-        ),
-    }
-}
-
-/// The error and its sources, joined: reqwest's top-level message alone hides the cause.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }

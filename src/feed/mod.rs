@@ -17,6 +17,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use crate::clock::Deadline;
+use crate::secrets::ApiKey;
 pub use page::{Activity, Page, PageError};
 
 /// One page request: oldest first, within `[from, to)`, after `cursor` when resuming.
@@ -64,6 +65,25 @@ pub trait ActivityFeed: Send + Sync {
     ) -> impl Future<Output = (Result<Page, FeedError>, RequestStats)> + Send;
 }
 
+impl<T: ActivityFeed> ActivityFeed for &T {
+    fn fetch(
+        &self,
+        query: &PageQuery,
+        deadline: Deadline,
+    ) -> impl Future<Output = (Result<Page, FeedError>, RequestStats)> + Send {
+        (**self).fetch(query, deadline)
+    }
+}
+
+/// The port a collector reaches the feed through: built once per cold start, it lends each run
+/// an [`ActivityFeed`] that uses the key the run just read.
+pub trait FeedClient: Send + Sync {
+    type Feed<'a>: ActivityFeed
+    where
+        Self: 'a;
+    fn with_key<'a>(&'a self, key: &'a ApiKey) -> Self::Feed<'a>;
+}
+
 /// A failed fetch, by what the operator or the run should do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum FeedError {
@@ -87,9 +107,15 @@ pub enum FeedError {
         "rate limited by the Compliance API; retry-after {retry_after:?} does not fit before the deadline"
     )]
     RateLimited { retry_after: Option<Duration> },
-    /// 5xx, 529, timeouts and broken connections that retries within the deadline did not cure.
-    #[error("the Compliance API is unavailable after {attempts} attempt(s): {last}")]
-    Unavailable { attempts: u32, last: String },
+    /// 5xx, 529, timeouts and broken connections that retries within the deadline did not cure;
+    /// `last` is the last attempt's failure (an error response, or the transport's error with
+    /// its own causes).
+    #[error("the Compliance API is unavailable after {attempts} attempt(s)")]
+    Unavailable {
+        attempts: u32,
+        #[source]
+        last: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A 2xx response the client cannot understand: never skipped, the run stops here.
     #[error("the Compliance API sent a page the collector cannot read (request-id {request_id:?})")]
     InvalidPage {

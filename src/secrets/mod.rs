@@ -13,7 +13,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use reqwest::header::HeaderValue;
 
 /// The value a freshly deployed stack puts in the secret it creates; the README tells the user to
 /// replace it with `aws secretsmanager put-secret-value`.
@@ -26,19 +25,13 @@ pub const KEY_CACHE_TTL: Duration = Duration::from_secs(300);
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiKey {
     text: String,
-    /// The `x-api-key` header's value, marked sensitive: the HTTP stack never shows it either.
-    header: HeaderValue,
 }
 
 impl ApiKey {
-    /// The key itself, for looking at its kind; the only way to read it.
+    /// The key itself, for looking at its kind and for the feed's adapter to send; the only way
+    /// to read it.
     pub fn as_str(&self) -> &str {
         &self.text
-    }
-
-    /// The value for the `x-api-key` header.
-    pub fn header(&self) -> &HeaderValue {
-        &self.header
     }
 }
 
@@ -53,13 +46,17 @@ pub trait SecretSource: Send + Sync {
     fn secret_string(&self) -> impl Future<Output = Result<String, SecretError>> + Send;
 }
 
+/// What an operator does about a secret that is missing or holds no key, and about one the
+/// function may not read: the one text both the error's message and verify's remedy give.
+pub const SECRET_STORE: &str = "store the key with `aws secretsmanager put-secret-value --secret-id <API_KEY_SECRET_ID> --secret-string <key>` (or fix API_KEY_SECRET_ID)";
+pub const SECRET_GRANT: &str =
+    "grant secretsmanager:GetSecretValue on it (and kms:Decrypt on its key)";
+
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
-    #[error("the API key secret {secret_id:?} does not exist; create it or fix API_KEY_SECRET_ID")]
+    #[error("the API key secret {secret_id:?} does not exist; {SECRET_STORE}")]
     NotFound { secret_id: String },
-    #[error(
-        "not allowed to read the API key secret {secret_id:?}; grant secretsmanager:GetSecretValue on it (and kms:Decrypt on its key)"
-    )]
+    #[error("not allowed to read the API key secret {secret_id:?}; {SECRET_GRANT}")]
     AccessDenied {
         secret_id: String,
         #[source]
@@ -92,23 +89,7 @@ pub enum SecretError {
 /// Turns a stored secret string into a key: the key itself, or JSON `{"api_key": "..."}`.
 pub fn parse_secret(secret: &str) -> Result<ApiKey, SecretError> {
     let trimmed = secret.trim();
-    let key = if trimmed.starts_with('{') {
-        let value: serde_json::Value = serde_json::from_str(trimmed).map_err(|_| {
-            SecretError::Malformed { reason: "starts with '{' but is not valid JSON" }
-        })?;
-        match value.get("api_key").and_then(serde_json::Value::as_str) {
-            Some(k) => k.trim().to_owned(),
-            None => {
-                let fields = value
-                    .as_object()
-                    .map(|o| o.keys().map(String::as_str).collect::<Vec<_>>().join(", "))
-                    .unwrap_or_default();
-                return Err(SecretError::JsonWithoutKey { fields });
-            }
-        }
-    } else {
-        trimmed.to_owned()
-    };
+    let key = if trimmed.starts_with('{') { key_from_json(trimmed)? } else { trimmed.to_owned() };
     if key.is_empty() {
         return Err(SecretError::Empty);
     }
@@ -120,11 +101,24 @@ pub fn parse_secret(secret: &str) -> Result<ApiKey, SecretError> {
             reason: "contains whitespace or non-ASCII characters",
         });
     }
-    // Visible ASCII only (checked above) is always a valid header value.
-    let mut header = HeaderValue::from_str(&key)
-        .map_err(|_| SecretError::Malformed { reason: "is not a valid HTTP header value" })?;
-    header.set_sensitive(true);
-    Ok(ApiKey { text: key, header })
+    // Visible ASCII only: always a valid HTTP header value.
+    Ok(ApiKey { text: key })
+}
+
+/// The `api_key` field of a JSON secret.
+fn key_from_json(secret: &str) -> Result<String, SecretError> {
+    let value: serde_json::Value = serde_json::from_str(secret)
+        .map_err(|_| SecretError::Malformed { reason: "starts with '{' but is not valid JSON" })?;
+    match value.get("api_key").and_then(serde_json::Value::as_str) {
+        Some(k) => Ok(k.trim().to_owned()),
+        None => {
+            let fields = value
+                .as_object()
+                .map(|o| o.keys().map(String::as_str).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default();
+            Err(SecretError::JsonWithoutKey { fields })
+        }
+    }
 }
 
 /// Reuses the key across warm invocations for [`KEY_CACHE_TTL`]; `now` is passed in.

@@ -19,11 +19,13 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
-use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 
 use super::seen::SeenSet;
-use super::{Pending, StateError, StateStore, SyncState, Versioned, Window};
+use super::{StateError, StateStore, SyncState, Versioned};
+use item::{ItemError, from_item, item_size, to_item};
+
+mod item;
 
 /// DynamoDB's item size limit, less room for attribute names and rounding.
 const ITEM_LIMIT: usize = 400 * 1024 - 2048;
@@ -33,7 +35,6 @@ const INLINE_LIMIT: usize = 300 * 1024;
 const CHUNK_BYTES: usize = 350 * 1024;
 /// A transaction writes at most 4 MB: the state item and up to this many chunks.
 const MAX_CHUNKS: usize = 10;
-const FORMAT: &str = "1";
 
 pub struct DynamoStore {
     client: Client,
@@ -88,12 +89,13 @@ impl DynamoStore {
     ) -> Result<Vec<u8>, StateError> {
         let mut bytes = Vec::with_capacity(count * CHUNK_BYTES);
         for index in 0..count {
-            let item = self.get(chunk_pk(stream, generation, index)).await?.ok_or_else(|| {
-                corrupt(stream, format!("chunk {index} of generation {generation} is missing"))
-            })?;
+            let item = self
+                .get(chunk_pk(stream, generation, index))
+                .await?
+                .ok_or_else(|| corrupt(stream, ItemError::ChunkMissing { index, generation }))?;
             match item.get("data") {
                 Some(AttributeValue::B(b)) => bytes.extend_from_slice(b.as_ref()),
-                _ => return Err(corrupt(stream, format!("chunk {index} has no binary data"))),
+                _ => return Err(corrupt(stream, ItemError::ChunkData { index })),
             }
         }
         Ok(bytes)
@@ -121,7 +123,7 @@ impl StateStore for DynamoStore {
             self.remember(stream, None);
             return Ok(None);
         };
-        let mut loaded = from_item(&item).map_err(|reason| corrupt(stream, reason))?;
+        let mut loaded = from_item(&item).map_err(|source| corrupt(stream, source))?;
         let chunked = match (item.get("seen_generation"), item.get("seen_chunks")) {
             (Some(AttributeValue::N(g)), Some(AttributeValue::N(c))) => {
                 Some((g.parse::<u64>(), c.parse::<usize>()))
@@ -133,17 +135,12 @@ impl StateStore for DynamoStore {
             Some((Ok(generation), Ok(count))) if count <= MAX_CHUNKS => {
                 let bytes = self.load_chunks(stream, generation, count).await?;
                 loaded.state.seen =
-                    SeenSet::decode(&bytes).map_err(|e| corrupt(stream, e.to_string()))?;
+                    SeenSet::decode(&bytes).map_err(|e| corrupt(stream, ItemError::Seen(e)))?;
                 let digest = Sha256::digest(&bytes).into();
                 self.remember(stream, Some(Chunks { generation, count, digest }));
             }
             Some(_) => {
-                return Err(corrupt(
-                    stream,
-                    format!(
-                        "seen_generation or seen_chunks is not a number of at most {MAX_CHUNKS}"
-                    ),
-                ));
+                return Err(corrupt(stream, ItemError::ChunkCount { most: MAX_CHUNKS }));
             }
         }
         Ok(Some(loaded))
@@ -156,42 +153,9 @@ impl StateStore for DynamoStore {
         expected: Option<u64>,
     ) -> Result<u64, StateError> {
         let version = expected.unwrap_or(0) + 1;
-        let seen = state.seen.encode();
         let previous = self.remembered(stream);
-        let (mut item, chunks, new_chunks) = if seen.len() <= INLINE_LIMIT {
-            (to_item(stream, state, version, Some(seen)), None, Vec::new())
-        } else {
-            let digest: [u8; 32] = Sha256::digest(&seen).into();
-            match &previous {
-                // The memory is unchanged (a write intent): point at the same chunks.
-                Some(p) if p.digest == digest => {
-                    (to_item(stream, state, version, None), previous.clone(), Vec::new())
-                }
-                _ => {
-                    let pieces: Vec<Vec<u8>> =
-                        seen.chunks(CHUNK_BYTES).map(<[u8]>::to_vec).collect();
-                    if pieces.len() > MAX_CHUNKS {
-                        return Err(StateError::TooLarge { bytes: seen.len() });
-                    }
-                    let chunks = Chunks { generation: version, count: pieces.len(), digest };
-                    (to_item(stream, state, version, None), Some(chunks), pieces)
-                }
-            }
-        };
-        if let Some(c) = &chunks {
-            item.insert("seen_generation".into(), AttributeValue::N(c.generation.to_string()));
-            item.insert("seen_chunks".into(), AttributeValue::N(c.count.to_string()));
-        }
-        let bytes = item_size(&item);
-        if bytes > ITEM_LIMIT {
-            return Err(StateError::TooLarge { bytes });
-        }
-        let stale: Vec<String> = match &previous {
-            Some(p) if chunks.as_ref().is_none_or(|c| c.generation != p.generation) => {
-                (0..p.count).map(|i| chunk_pk(stream, p.generation, i)).collect()
-            }
-            _ => Vec::new(),
-        };
+        let Planned { item, chunks, new_chunks, stale } =
+            plan_item(stream, state, version, previous.as_ref())?;
         let result = if new_chunks.is_empty() && stale.is_empty() {
             self.put_state(item, expected).await
         } else {
@@ -324,243 +288,64 @@ impl DynamoStore {
     }
 }
 
-/// The state item; `seen` inline when given (else the memory is in chunk items).
+/// A commit worked out before any call: the state item, where its dedupe memory is, the chunk
+/// items to write and those of the previous generation to delete.
+struct Planned {
+    item: HashMap<String, AttributeValue>,
+    chunks: Option<Chunks>,
+    new_chunks: Vec<Vec<u8>>,
+    stale: Vec<String>,
+}
+
+/// Plans the commit of `state` at `version`, given the chunks the previous commit left: the memory
+/// inline when small, else the same chunks when unchanged (a write intent), else new ones.
+fn plan_item(
+    stream: &str,
+    state: &SyncState,
+    version: u64,
+    previous: Option<&Chunks>,
+) -> Result<Planned, StateError> {
+    let seen = state.seen.encode();
+    let (mut item, chunks, new_chunks) = if seen.len() <= INLINE_LIMIT {
+        (to_item(stream, state, version, Some(seen)), None, Vec::new())
+    } else {
+        let digest: [u8; 32] = Sha256::digest(&seen).into();
+        match previous {
+            Some(p) if p.digest == digest => {
+                (to_item(stream, state, version, None), Some(p.clone()), Vec::new())
+            }
+            _ => {
+                let pieces: Vec<Vec<u8>> = seen.chunks(CHUNK_BYTES).map(<[u8]>::to_vec).collect();
+                if pieces.len() > MAX_CHUNKS {
+                    return Err(StateError::TooLarge { bytes: seen.len() });
+                }
+                let chunks = Chunks { generation: version, count: pieces.len(), digest };
+                (to_item(stream, state, version, None), Some(chunks), pieces)
+            }
+        }
+    };
+    if let Some(c) = &chunks {
+        item.insert("seen_generation".into(), AttributeValue::N(c.generation.to_string()));
+        item.insert("seen_chunks".into(), AttributeValue::N(c.count.to_string()));
+    }
+    let bytes = item_size(&item);
+    if bytes > ITEM_LIMIT {
+        return Err(StateError::TooLarge { bytes });
+    }
+    let stale = match previous {
+        Some(p) if chunks.as_ref().is_none_or(|c| c.generation != p.generation) => {
+            (0..p.count).map(|i| chunk_pk(stream, p.generation, i)).collect()
+        }
+        _ => Vec::new(),
+    };
+    Ok(Planned { item, chunks, new_chunks, stale })
+}
+
+/// The key of chunk `index` of the dedupe memory of `generation`.
 fn chunk_pk(stream: &str, generation: u64, index: usize) -> String {
     format!("{stream}#seen#{generation}#{index}")
 }
 
-fn corrupt(stream: &str, reason: impl Into<String>) -> StateError {
-    StateError::Corrupt { pk: stream.to_owned(), reason: reason.into() }
-}
-
-fn to_item(
-    pk: &str,
-    state: &SyncState,
-    version: u64,
-    seen: Option<Vec<u8>>,
-) -> HashMap<String, AttributeValue> {
-    let mut item = HashMap::new();
-    let s = |v: String| AttributeValue::S(v);
-    let n = |v: u64| AttributeValue::N(v.to_string());
-    item.insert("pk".into(), s(pk.to_owned()));
-    item.insert("version".into(), n(version));
-    item.insert("format".into(), AttributeValue::N(FORMAT.into()));
-    if let Some(w) = state.watermark {
-        item.insert("watermark".into(), s(w.to_string()));
-    }
-    if let Some(w) = &state.window {
-        item.insert("window_from".into(), s(w.from.to_string()));
-        item.insert("window_to".into(), s(w.to.to_string()));
-        if let Some(c) = &w.cursor {
-            item.insert("cursor".into(), s(c.clone()));
-        }
-        if let Some(p) = w.position {
-            item.insert("position".into(), s(p.to_string()));
-        }
-    }
-    if let Some(seen) = seen {
-        item.insert("seen".into(), AttributeValue::B(Blob::new(seen)));
-    }
-    item.insert("seen_count".into(), n(state.seen.len() as u64));
-    if let Some(p) = &state.pending {
-        item.insert(
-            "pending_keys".into(),
-            AttributeValue::L(p.keys.iter().cloned().map(AttributeValue::S).collect()),
-        );
-        item.insert("pending_lease_until".into(), s(p.lease_until.to_string()));
-        item.insert("pending_run_id".into(), s(p.run_id.clone()));
-    }
-    item.insert("delivered_total".into(), n(state.delivered_total));
-    if let Some(t) = state.updated_at {
-        item.insert("updated_at".into(), s(t.to_string()));
-    }
-    if let Some(r) = state.reconciled_until {
-        item.insert("reconciled_until".into(), s(r.to_string()));
-    }
-    if let Some(r) = state.rechecked_until {
-        item.insert("rechecked_until".into(), s(r.to_string()));
-    }
-    if let Some(t) = state.seen_from {
-        item.insert("seen_from".into(), s(t.to_string()));
-    }
-    if let Some(p) = &state.archive_prefix {
-        item.insert("archive_prefix".into(), s(p.clone()));
-    }
-    if let Some(o) = state.origin {
-        item.insert("origin".into(), s(o.to_string()));
-    }
-    if !state.canary.is_empty() {
-        let canary = state.canary.iter().map(|(id, at)| AttributeValue::S(format!("{id} {at}")));
-        item.insert("canary".into(), AttributeValue::L(canary.collect()));
-    }
-    if !state.backfills.is_empty() {
-        let ranges = state.backfills.iter().map(|(f, t)| AttributeValue::S(format!("{f} {t}")));
-        item.insert("backfills".into(), AttributeValue::L(ranges.collect()));
-    }
-    if let Some(r) = &state.updated_by {
-        item.insert("updated_by".into(), s(r.clone()));
-    }
-    item
-}
-
-fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Versioned, String> {
-    let text = |name: &str| -> Result<Option<&String>, String> {
-        match item.get(name) {
-            None => Ok(None),
-            Some(AttributeValue::S(v)) => Ok(Some(v)),
-            Some(_) => Err(format!("{name} is not a string")),
-        }
-    };
-    let time = |name: &str| -> Result<Option<Timestamp>, String> {
-        text(name)?
-            .map(|v| v.parse::<Timestamp>().map_err(|e| format!("{name} {v:?}: {e}")))
-            .transpose()
-    };
-    let number = |name: &str| -> Result<Option<u64>, String> {
-        match item.get(name) {
-            None => Ok(None),
-            Some(AttributeValue::N(v)) => v.parse().map(Some).map_err(|e| format!("{name}: {e}")),
-            Some(_) => Err(format!("{name} is not a number")),
-        }
-    };
-    match item.get("format") {
-        Some(AttributeValue::N(f)) if f == FORMAT => {}
-        other => {
-            return Err(format!("unknown format {other:?}; written by a newer collector?"));
-        }
-    }
-    let version = number("version")?.ok_or("no version")?;
-    let window = match (time("window_from")?, time("window_to")?) {
-        (Some(from), Some(to)) => {
-            Some(Window { from, to, cursor: text("cursor")?.cloned(), position: time("position")? })
-        }
-        (None, None) => None,
-        _ => return Err("window_from and window_to must come together".into()),
-    };
-    let seen = match item.get("seen") {
-        None => SeenSet::default(),
-        Some(AttributeValue::B(b)) => SeenSet::decode(b.as_ref()).map_err(|e| e.to_string())?,
-        Some(_) => return Err("seen is not binary".into()),
-    };
-    let pending = match item.get("pending_keys") {
-        None => None,
-        Some(AttributeValue::L(keys)) => Some(Pending {
-            keys: keys
-                .iter()
-                .map(|k| {
-                    k.as_s().cloned().map_err(|_| "pending_keys holds a non-string".to_owned())
-                })
-                .collect::<Result<_, _>>()?,
-            lease_until: time("pending_lease_until")?.ok_or("pending without lease")?,
-            run_id: text("pending_run_id")?.cloned().unwrap_or_default(),
-        }),
-        Some(_) => return Err("pending_keys is not a list".into()),
-    };
-    Ok(Versioned {
-        state: SyncState {
-            watermark: time("watermark")?,
-            window,
-            seen,
-            pending,
-            delivered_total: number("delivered_total")?.unwrap_or(0),
-            updated_at: time("updated_at")?,
-            updated_by: text("updated_by")?.cloned(),
-            origin: time("origin")?,
-            reconciled_until: time("reconciled_until")?,
-            rechecked_until: time("rechecked_until")?,
-            archive_prefix: text("archive_prefix")?.cloned(),
-            seen_from: time("seen_from")?,
-            canary: match item.get("canary") {
-                None => Vec::new(),
-                Some(AttributeValue::L(entries)) => entries
-                    .iter()
-                    .map(|e| {
-                        let text = e.as_s().map_err(|_| "canary holds a non-string".to_owned())?;
-                        let (id, at) = text.split_once(' ').ok_or("canary entry without time")?;
-                        let at = at.parse().map_err(|e| format!("canary time {at:?}: {e}"))?;
-                        Ok((id.to_owned(), at))
-                    })
-                    .collect::<Result<_, String>>()?,
-                Some(_) => return Err("canary is not a list".into()),
-            },
-            backfills: match item.get("backfills") {
-                None => Vec::new(),
-                Some(AttributeValue::L(entries)) => entries
-                    .iter()
-                    .map(|e| {
-                        let text =
-                            e.as_s().map_err(|_| "backfills holds a non-string".to_owned())?;
-                        let (from, to) = text.split_once(' ').ok_or("backfill without its end")?;
-                        let from = from.parse().map_err(|e| format!("backfill {text:?}: {e}"))?;
-                        let to = to.parse().map_err(|e| format!("backfill {text:?}: {e}"))?;
-                        Ok((from, to))
-                    })
-                    .collect::<Result<_, String>>()?,
-                Some(_) => return Err("backfills is not a list".into()),
-            },
-        },
-        version,
-    })
-}
-
-/// DynamoDB's item size: attribute names plus values (numbers counted generously).
-fn item_size(item: &HashMap<String, AttributeValue>) -> usize {
-    fn value_size(v: &AttributeValue) -> usize {
-        match v {
-            AttributeValue::S(s) | AttributeValue::N(s) => s.len() + 1,
-            AttributeValue::B(b) => b.as_ref().len(),
-            AttributeValue::L(l) => 3 + l.iter().map(|v| 1 + value_size(v)).sum::<usize>(),
-            _ => 32,
-        }
-    }
-    item.iter().map(|(k, v)| k.len() + value_size(v)).sum()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::state::seen::id_hash;
-
-    #[test]
-    fn every_field_round_trips_through_the_item() {
-        let mut seen = SeenSet::default();
-        seen.insert(id_hash("activity_1"), "2026-01-01T00:00:00Z".parse().unwrap());
-        let state = SyncState {
-            watermark: Some("2026-01-01T00:00:00Z".parse().unwrap()),
-            window: Some(Window {
-                from: "2026-01-01T00:00:00Z".parse().unwrap(),
-                to: "2026-01-01T01:00:00Z".parse().unwrap(),
-                cursor: Some("cur_1".into()),
-                position: Some("2026-01-01T00:30:00.123Z".parse().unwrap()),
-            }),
-            seen,
-            pending: Some(Pending {
-                keys: vec!["a".into(), "b".into()],
-                lease_until: "2026-01-01T00:05:00Z".parse().unwrap(),
-                run_id: "run-1".into(),
-            }),
-            delivered_total: 42,
-            updated_at: Some("2026-01-01T00:04:00Z".parse().unwrap()),
-            updated_by: Some("run-1".into()),
-            origin: Some("2025-12-25T00:00:00Z".parse().unwrap()),
-            reconciled_until: Some("2025-12-26T00:00:00Z".parse().unwrap()),
-            rechecked_until: Some("2025-12-25T01:00:00Z".parse().unwrap()),
-            archive_prefix: Some("anthropic/activity/".into()),
-            seen_from: Some("2026-01-01T00:00:00Z".parse().unwrap()),
-            canary: vec![("req_1".into(), "2026-01-01T00:03:00.5Z".parse().unwrap())],
-            backfills: vec![(
-                "2025-01-01T00:00:00Z".parse().unwrap(),
-                "2025-06-01T12:00:00Z".parse().unwrap(),
-            )],
-        };
-        let item = to_item("live", &state, 7, Some(state.seen.encode()));
-        assert_eq!(from_item(&item).unwrap(), Versioned { state, version: 7 });
-    }
-
-    #[test]
-    fn an_item_from_an_unknown_format_is_refused() {
-        let mut item = to_item("live", &SyncState::default(), 1, None);
-        item.insert("format".into(), AttributeValue::N("2".into()));
-        assert!(from_item(&item).unwrap_err().contains("unknown format"));
-    }
+fn corrupt(stream: &str, source: ItemError) -> StateError {
+    StateError::Corrupt { pk: stream.to_owned(), source: Box::new(source) }
 }

@@ -106,19 +106,22 @@ pub trait StateStore: Send + Sync {
     ) -> impl Future<Output = Result<u64, StateError>> + Send;
 }
 
+/// What an operator does about a missing state table, and about a table the function may not use:
+/// the one text both the error's message and verify's remedy give (template.yaml grants the same
+/// actions).
+pub const TABLE_CREATE: &str = "create it (partition key pk, String) or fix STATE_TABLE";
+pub const TABLE_GRANT: &str =
+    "grant dynamodb:GetItem, dynamodb:PutItem and dynamodb:DeleteItem on it";
+
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error(
         "another run committed the state first (expected version {expected:?}); this run stops without writing more"
     )]
     Conflict { expected: Option<u64> },
-    #[error(
-        "the state table {table:?} does not exist; create it (partition key pk, String) or fix STATE_TABLE"
-    )]
+    #[error("the state table {table:?} does not exist; {TABLE_CREATE}")]
     TableNotFound { table: String },
-    #[error(
-        "not allowed to use the state table {table:?}; grant dynamodb:GetItem and PutItem on it"
-    )]
+    #[error("not allowed to use the state table {table:?}; {TABLE_GRANT}")]
     AccessDenied {
         table: String,
         #[source]
@@ -130,10 +133,39 @@ pub enum StateError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-    #[error("the state item {pk:?} cannot be read: {reason}")]
-    Corrupt { pk: String, reason: String },
+    #[error("the state item {pk:?} cannot be read")]
+    Corrupt {
+        pk: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("the state item would be {bytes} bytes, over DynamoDB's 400 KB item limit")]
     TooLarge { bytes: usize },
+}
+
+#[cfg(test)]
+mod remedy_tests {
+    #[test]
+    fn the_tables_remedy_grants_what_the_template_grants() {
+        // GIVEN the collector's table policy in template.yaml
+        let template =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml")).unwrap();
+        let line = template
+            .lines()
+            .find(|l| l.contains("Action: [dynamodb:GetItem"))
+            .expect("the collector's table actions");
+        let granted: Vec<&str> = line
+            .split(['[', ']', ','])
+            .map(str::trim)
+            .filter(|a| a.starts_with("dynamodb:"))
+            .collect();
+        // THEN the remedy names exactly those actions
+        assert_eq!(granted.len(), 3, "{line}");
+        for action in &granted {
+            assert!(super::TABLE_GRANT.contains(action), "{action} missing from the remedy");
+        }
+        assert_eq!(super::TABLE_GRANT.matches("dynamodb:").count(), granted.len());
+    }
 }
 
 #[cfg(test)]
@@ -158,6 +190,8 @@ pub mod memory {
         /// The most keys any committed write intent held.
         pub max_intent_keys: Mutex<usize>,
         pub on_commit: Mutex<Option<CommitHook>>,
+        /// Answer every call as a table that does not exist would.
+        pub missing_table: bool,
     }
 
     impl MemoryStore {
@@ -170,6 +204,13 @@ pub mod memory {
             *self.on_commit.lock().unwrap() = Some(Box::new(hook));
         }
 
+        fn table(&self) -> Result<(), StateError> {
+            match self.missing_table {
+                true => Err(StateError::TableNotFound { table: "memory".into() }),
+                false => Ok(()),
+            }
+        }
+
         fn run_hook(&self, item: &mut Option<Versioned>) {
             if let Some(hook) = self.on_commit.lock().unwrap().as_mut() {
                 hook(item);
@@ -179,6 +220,7 @@ pub mod memory {
 
     impl StateStore for MemoryStore {
         async fn load(&self, stream: &str) -> Result<Option<Versioned>, StateError> {
+            self.table()?;
             if stream != LIVE_STREAM {
                 return Ok(self.others.lock().unwrap().get(stream).cloned());
             }
@@ -190,6 +232,7 @@ pub mod memory {
             state: &SyncState,
             expected: Option<u64>,
         ) -> Result<u64, StateError> {
+            self.table()?;
             let intent_keys = state.pending.as_ref().map_or(0, |p| p.keys.len());
             let mut max_intent_keys = self.max_intent_keys.lock().unwrap();
             *max_intent_keys = (*max_intent_keys).max(intent_keys);

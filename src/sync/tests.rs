@@ -525,7 +525,7 @@ async fn a_page_spanning_hundreds_of_hours_is_written_in_batches_that_fit_the_st
     assert_eq!((report.delivered, report.objects_written), (700, 700));
     assert_eq!(w.assert_no_duplicates(), 700);
     let intent = *w.store.max_intent_keys.lock().unwrap();
-    assert_eq!(intent, run::MAX_OBJECTS_PER_INTENT, "the largest write intent");
+    assert_eq!(intent, write::MAX_OBJECTS_PER_INTENT, "the largest write intent");
 }
 
 #[tokio::test]
@@ -555,7 +555,7 @@ async fn a_deadline_between_batches_of_a_page_stops_resumably_and_reads_the_page
         Some(None),
         "the page's own window"
     );
-    assert!(stops[0].1 >= run::MAX_OBJECTS_PER_INTENT as u64 && stops[0].1 < 700, "{stops:?}");
+    assert!(stops[0].1 >= write::MAX_OBJECTS_PER_INTENT as u64 && stops[0].1 < 700, "{stops:?}");
     assert_eq!(stops[1].2, stops[0].1, "{stops:?}");
     assert_eq!(stops.last().unwrap().0, Some(StopReason::CaughtUp), "{stops:?}");
     assert_eq!(stops.iter().map(|s| s.1).sum::<u64>(), 700);

@@ -1,4 +1,5 @@
-//! Telemetry of a run: the metrics it emits (every run, zero included) and its one log line.
+//! Telemetry of a run: the metrics it emits (every run, zero included) and its one log line,
+//! emitted together by one typed event ([`RunFinished`]), so the two never disagree on a figure.
 //!
 //! The metric names are a public contract: template.yaml's alarms and the README's table name
 //! them. `EventsProcessed` is the count of activities a run delivered; a run that delivers nothing
@@ -7,6 +8,8 @@
 pub mod cloudwatch;
 
 use std::future::Future;
+
+use serde::Serialize;
 
 use crate::sync::RunReport;
 
@@ -55,9 +58,14 @@ pub trait MetricsSink: Send + Sync {
     fn put(&self, data: &[Datum]) -> impl Future<Output = Result<(), MetricsError>> + Send;
 }
 
+/// What an operator does about metrics that cannot be put: the one text both the error's message
+/// and verify's remedy give.
+pub const METRICS_GRANT: &str =
+    "grant cloudwatch:PutMetricData with the condition cloudwatch:namespace = METRIC_NAMESPACE";
+
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "cannot put metrics to CloudWatch namespace {namespace:?}; the alarms go blind until this is fixed"
+    "cannot put metrics to CloudWatch namespace {namespace:?}; the alarms go blind until this is fixed: {METRICS_GRANT}"
 )]
 pub struct MetricsError {
     pub namespace: String,
@@ -100,6 +108,67 @@ pub fn run_metrics(report: &RunReport, lag_seconds: Option<f64>) -> Vec<Datum> {
     data
 }
 
+/// The end of one collecting run: its log line and its metrics, from the same report.
+pub struct RunFinished<'a, S> {
+    pub run_id: &'a str,
+    pub stream: &'a str,
+    pub report: &'a RunReport,
+    /// The whole run summary, logged as one JSON field.
+    pub summary: &'a S,
+    pub duration_ms: u64,
+    /// How far the live watermark is behind the run's end (the live stream only).
+    pub lag_seconds: Option<f64>,
+    /// Why the run failed: its `errorType` and its whole cause chain.
+    pub failure: Option<(&'static str, String)>,
+    /// A dry run logs its figures but puts no metric.
+    pub dry_run: bool,
+}
+
+impl<S: Serialize> RunFinished<'_, S> {
+    /// The metrics this run puts.
+    pub fn metrics(&self) -> Vec<Datum> {
+        run_metrics(self.report, self.lag_seconds)
+    }
+
+    /// Puts the metrics (unless a dry run), then logs the line, whether the put worked or not.
+    pub async fn emit(&self, sink: &impl MetricsSink) -> Result<(), MetricsError> {
+        let put = if self.dry_run { Ok(()) } else { sink.put(&self.metrics()).await };
+        self.log();
+        put
+    }
+
+    /// The run's one log line, with every figure of the summary as a field.
+    fn log(&self) {
+        let r = self.report;
+        let fields = serde_json::to_string(self.summary).unwrap_or_default();
+        match &self.failure {
+            None => tracing::info!(
+                run_id = %self.run_id,
+                stream = %self.stream,
+                delivered = r.delivered,
+                duplicates_dropped = r.duplicates_dropped,
+                objects_written = r.objects_written,
+                pages = r.pages,
+                requests = r.requests,
+                stop_reason = ?r.stop_reason,
+                watermark = ?r.watermark.map(|w| w.to_string()),
+                duration_ms = self.duration_ms,
+                summary = %fields,
+                "run finished"
+            ),
+            Some((error_type, chain)) => tracing::error!(
+                run_id = %self.run_id,
+                stream = %self.stream,
+                delivered = r.delivered,
+                error_type = error_type,
+                error = %chain,
+                summary = %fields,
+                "run failed"
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 pub mod memory {
     //! Records the metrics put, for tests.
@@ -122,3 +191,6 @@ pub mod memory {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -73,17 +73,9 @@ impl Error {
     }
 }
 
-/// `error: cause: cause`, for messages that must carry the whole chain (panics, logs).
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
-}
+/// `error: cause: cause`, for messages that must carry the whole chain (panics, logs): the
+/// collector's own, so the tests and the code join a chain the same way.
+pub use anthropic_compliance_collector::error::error_chain;
 
 /// The Cargo workspace root (the parent of this crate's directory).
 pub fn workspace_root() -> PathBuf {

@@ -5,13 +5,15 @@
 //! own attestation advice asks for: the window and query, the starting and final cursors, every
 //! page with its `request-id` and counts, every object with its key, count, first and last
 //! activity id and SHA-256, the totals and the duplicates dropped. Written if absent, like the
-//! activity objects, so a manifest is never rewritten.
+//! activity objects, so a manifest is never rewritten. It lives beside the handler because the
+//! handler composes it: the run's report, plus who ran and against what.
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::Serialize;
 
-use crate::sync::{ObjectRecord, PageRecord, RunReport};
+use crate::archive::key::safe_name;
+use crate::sync::{ObjectRecord, PageRecord, RunReport, StopReason};
 
 #[derive(Debug, Serialize)]
 pub struct Manifest<'a> {
@@ -32,16 +34,19 @@ pub struct Manifest<'a> {
     pub watermark: Option<Timestamp>,
     pub start_cursor: Option<&'a str>,
     pub final_cursor: Option<&'a str>,
-    pub stop_reason: Option<crate::sync::StopReason>,
+    pub stop_reason: Option<StopReason>,
     pub totals: Totals,
     pub pages: &'a [PageRecord],
     pub objects: &'a [ObjectRecord],
     pub recovered_objects: &'a [String],
 }
 
-#[derive(Debug, Serialize)]
+/// The run's figures, as the report has them. `activities_delivered` is the report's
+/// `delivered` and the `EventsProcessed` metric: one figure, named for the auditor here.
+#[derive(Debug, PartialEq, Eq, Serialize)]
 pub struct Totals {
-    pub activities_delivered: u64,
+    #[serde(rename = "activities_delivered")]
+    pub delivered: u64,
     pub duplicates_dropped: u64,
     pub late_arrivals: u64,
     pub objects_written: u64,
@@ -85,19 +90,25 @@ impl<'a> Manifest<'a> {
             start_cursor: report.start_cursor.as_ref().and_then(|c| c.as_deref()),
             final_cursor: report.final_cursor.as_deref(),
             stop_reason: report.stop_reason,
-            totals: Totals {
-                activities_delivered: report.delivered,
-                duplicates_dropped: report.duplicates_dropped,
-                late_arrivals: report.late_arrivals,
-                objects_written: report.objects_written,
-                objects_already_present: report.objects_already_present,
-                bytes_written: report.bytes_written,
-                pages: report.pages,
-                requests: report.requests,
-            },
+            totals: Totals::from(report),
             pages: &report.page_log,
             objects: &report.object_log,
             recovered_objects: &report.recovered_keys,
+        }
+    }
+}
+
+impl From<&RunReport> for Totals {
+    fn from(report: &RunReport) -> Totals {
+        Totals {
+            delivered: report.delivered,
+            duplicates_dropped: report.duplicates_dropped,
+            late_arrivals: report.late_arrivals,
+            objects_written: report.objects_written,
+            objects_already_present: report.objects_already_present,
+            bytes_written: report.bytes_written,
+            pages: report.pages,
+            requests: report.requests,
         }
     }
 }
@@ -106,10 +117,7 @@ impl<'a> Manifest<'a> {
 pub fn manifest_key(prefix: &str, stream: &str, started_at: Timestamp, run_id: &str) -> String {
     let kind = stream.split('#').next().unwrap_or("live");
     let t = started_at.to_zoned_datetime(TimeZone::UTC);
-    let safe_run: String = run_id
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
-        .collect();
+    let safe_run = safe_name(run_id);
     format!(
         "{prefix}_manifests/{kind}/year={:04}/month={:02}/day={:02}/{}_{safe_run}.json",
         t.year(),
@@ -131,5 +139,17 @@ mod tests {
             key,
             "a/_manifests/backfill/year=2026/month=03/day=04/20260304T050607.123Z_r_1.json"
         );
+    }
+
+    #[test]
+    fn the_totals_are_the_reports_figures_under_the_manifests_names() {
+        // GIVEN a report with figures
+        let report = RunReport { delivered: 3, pages: 2, requests: 4, ..RunReport::default() };
+        // WHEN its totals are serialized
+        let totals = serde_json::to_value(Totals::from(&report)).unwrap();
+        // THEN the delivered figure is the manifest's activities_delivered
+        assert_eq!(totals["activities_delivered"], 3);
+        assert_eq!((totals["pages"].as_u64(), totals["requests"].as_u64()), (Some(2), Some(4)));
+        assert!(totals.get("delivered").is_none());
     }
 }
