@@ -20,7 +20,7 @@ use anthropic_compliance_collector::detector::error::DetectorError;
 use anthropic_compliance_collector::detector::rules_cache::RulesCache;
 use anthropic_compliance_collector::detector::sns::SnsPublisher;
 use anthropic_compliance_collector::detector::{Detector, cli};
-use anthropic_compliance_collector::feed::http::error_chain;
+use anthropic_compliance_collector::error::error_chain;
 use anthropic_compliance_collector::memory;
 use anthropic_compliance_collector::telemetry::cloudwatch::CloudWatchMetrics;
 

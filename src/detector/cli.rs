@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use crate::detect::packs::{self, PackSelection};
 use crate::detect::rules::{CUSTOM_PACK, RuleSet, RuleSource};
 use crate::detect::session::Session;
-use crate::feed::http::error_chain;
+use crate::error::error_chain;
 
 pub const USAGE: &str =
     "usage: anthropic-compliance-detector evaluate [--packs all|none|P,Q] [--rules DIR]... FILE...

@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 
 use crate::archive::ObjectSink;
 use crate::clock::{Clock, Deadline};
-use crate::feed::http::error_chain;
+use crate::error::error_chain;
 use crate::telemetry::MetricsSink;
 
 use config::DetectorConfig;

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use crate::archive::{ObjectSink, SinkError};
+use crate::archive::{ObjectReader, SinkError};
 use crate::detect::packs::{self, PackSelection};
 use crate::detect::rules::{CUSTOM_PACK, RuleSet, RuleSource};
-use crate::feed::http::error_chain;
+use crate::error::error_chain;
 
 /// How long a load of the custom rules is used.
 pub const RULES_TTL: Duration = Duration::from_secs(300);
@@ -43,7 +43,7 @@ impl RulesCache {
     /// custom rules could not be read this time (a detector error to count).
     pub async fn get(
         &self,
-        archive: &impl ObjectSink,
+        archive: &impl ObjectReader,
         packs: &PackSelection,
         custom_prefix: &str,
         now: Timestamp,
@@ -76,7 +76,7 @@ impl RulesCache {
 /// Every `.yml`/`.yaml` under `prefix`, as (key, text); a file that is not UTF-8 comes back as
 /// text the parser refuses, so it is reported like any other bad rule.
 async fn custom_files(
-    archive: &impl ObjectSink,
+    archive: &impl ObjectReader,
     prefix: &str,
 ) -> Result<Vec<(String, String)>, SinkError> {
     let mut files = Vec::new();
