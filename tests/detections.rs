@@ -105,7 +105,12 @@ fn every_rule_meets_its_own_cases() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} of {ran} cases failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {ran} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -136,7 +141,10 @@ fn a_case_file_belongs_to_a_rule() {
             let path = entry.unwrap().path();
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
             if let Some(stem) = name.strip_suffix(".tests.ndjson") {
-                assert!(path.with_file_name(format!("{stem}.yml")).exists(), "{pack}/{name}: no rule");
+                assert!(
+                    path.with_file_name(format!("{stem}.yml")).exists(),
+                    "{pack}/{name}: no rule"
+                );
             }
         }
     }

@@ -11,6 +11,8 @@
 //!   the canary and tamper signals, the rate budget;
 //! - `query_engine`: DuckDB reads the archive as written (Hive partitions, every field);
 //! - `detections`: every shipped Sigma rule against its own test cases, through the detector's engine;
+//! - `cross_engine`: the detector and pySigma's DuckDB SQL over one archive written by the collector
+//!   find the same activities for every rule;
 //! - `contract`: the README's configuration table, template.yaml and the code agree;
 //! - `faults`: one test per fault class (API faults from the simulator, AWS faults from the fault
 //!   proxy in front of moto, killed processes, deadlines, concurrent runs, bad input): outcome
@@ -23,6 +25,7 @@
 mod aws_adapters;
 mod chaos;
 mod contract;
+mod cross_engine;
 mod detections;
 mod end_to_end;
 mod faults;
