@@ -36,9 +36,14 @@ fn main() -> std::io::Result<()> {
     let mut out = String::from("pub const SHIPPED_RULES: &[(&str, &str, &str)] = &[\n");
     for (pack, file, path) in &entries {
         println!("cargo::rerun-if-changed={}", path.display());
-        let _ = writeln!(out, "    ({pack:?}, {file:?}, include_str!({:?})),", path.display().to_string());
+        let _ = writeln!(
+            out,
+            "    ({pack:?}, {file:?}, include_str!({:?})),",
+            path.display().to_string()
+        );
     }
     out.push_str("];\n");
-    let out_dir = std::env::var_os("OUT_DIR").ok_or_else(|| std::io::Error::other("OUT_DIR unset"))?;
+    let out_dir =
+        std::env::var_os("OUT_DIR").ok_or_else(|| std::io::Error::other("OUT_DIR unset"))?;
     std::fs::write(Path::new(&out_dir).join("shipped_rules.rs"), out)
 }

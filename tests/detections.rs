@@ -86,7 +86,11 @@ fn every_rule_meets_its_own_cases() {
             ran += 1;
             let mut got = Vec::new();
             if correlations.contains(meta.id.as_str()) {
-                got.push(correlation_alerts(&rules, &meta.id, &[case.activities.clone()]));
+                got.push(correlation_alerts(
+                    &rules,
+                    &meta.id,
+                    std::slice::from_ref(&case.activities),
+                ));
                 let one_each: Vec<_> = case.activities.iter().map(|a| vec![a.clone()]).collect();
                 got.push(correlation_alerts(&rules, &meta.id, &one_each));
             } else {
