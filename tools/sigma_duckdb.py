@@ -52,7 +52,6 @@ def main() -> int:
     parser.add_argument("--rules", type=pathlib.Path, default=pathlib.Path("detections"))
     args = parser.parse_args()
     files, whole = sigma_rules.load(args.rules)
-    by_name = {r.name: r for r in whole.rules if r.name}
     con = duckdb.connect()
     activities = read_archive(con, args.archive)
     plain = [f for f in files if not f.is_correlation]
@@ -76,8 +75,8 @@ def main() -> int:
         correlation = next(r for r in whole.rules if str(r.id) == f.rule_id)
         ids: set[str] = set()
         for reference in correlation.rules:
-            base = by_name.get(reference.reference) or reference.rule
-            ids |= matched[str(base.id)]
+            # Resolved by sigma_rules.load: the base rule itself.
+            ids |= matched[str(reference.rule.id)]
         fired = sigma_engine.fired_windows(correlation, [by_id[i] for i in ids])
         windows[f.rule_id] = sorted(sorted(str(a["id"]) for a in w) for w in fired)
         rules[f.rule_id] = {"file": f"{f.pack}/{f.path.name}", "correlation": True,

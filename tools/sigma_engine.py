@@ -157,7 +157,3 @@ def fired_windows(correlation: SigmaCorrelationRule, matched: list[dict]) -> lis
                 fired.append(live)
                 live = []
     return fired
-
-
-def is_correlation(rule: object) -> bool:
-    return isinstance(rule, SigmaCorrelationRule)
