@@ -7,9 +7,8 @@ use std::process::Command;
 
 use compliance_sim::GenerateSpec;
 use serde_json::Value;
-use testkit::aws;
 
-use crate::support::{Options, PREFIX, Stack, ago};
+use crate::support::{Options, Stack, ago};
 
 #[tokio::test]
 async fn duckdb_reads_exactly_the_delivered_activities_with_hive_partitions() {
@@ -23,20 +22,7 @@ async fn duckdb_reads_exactly_the_delivered_activities_with_hive_partitions() {
     });
     stack.collect().await;
     // WHEN the archive is copied as it is (keys as paths) and queried with DuckDB
-    let dir = std::env::temp_dir().join(testkit::unique_name("archive"));
-    for object in aws::list_objects(&stack.clients.s3, &stack.bucket, PREFIX).await.unwrap() {
-        let relative = &object.key[PREFIX.len()..];
-        if relative.starts_with('_') {
-            continue;
-        }
-        let path = dir.join(relative);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(
-            &path,
-            aws::get_object_bytes(&stack.clients.s3, &stack.bucket, &object.key).await.unwrap(),
-        )
-        .unwrap();
-    }
+    let (dir, _) = stack.copy_archive().await;
     let root = testkit::workspace_root();
     let out = Command::new(testkit::moto::venv_python())
         .arg(root.join("tools/query_archive.py"))

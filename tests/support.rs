@@ -205,6 +205,27 @@ impl Stack {
         lines
     }
 
+    /// A local copy of the archive as written (each activity object at its key below `PREFIX`,
+    /// manifests and probes left out), for tools that read the archive as a data lake would; the
+    /// directory and the copied files, in key order.
+    pub async fn copy_archive(&self) -> (std::path::PathBuf, Vec<std::path::PathBuf>) {
+        let dir = std::env::temp_dir().join(unique_name("archive"));
+        let mut files = Vec::new();
+        for object in aws::list_objects(&self.clients.s3, &self.bucket, PREFIX).await.unwrap() {
+            let relative = &object.key[PREFIX.len()..];
+            if relative.starts_with('_') {
+                continue;
+            }
+            let path = dir.join(relative);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            let bytes = aws::get_object_bytes(&self.clients.s3, &self.bucket, &object.key);
+            std::fs::write(&path, bytes.await.unwrap()).unwrap();
+            files.push(path);
+        }
+        files.sort();
+        (dir, files)
+    }
+
     /// The ids of every delivered line, in key order.
     pub async fn delivered(&self) -> Vec<String> {
         self.lines().await.iter().map(|(_, line)| id_of(line)).collect()

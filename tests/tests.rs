@@ -13,6 +13,8 @@
 //! - `detections`: every shipped Sigma rule against its own test cases, through the detector's engine;
 //! - `detector_e2e`: the collector, moto S3 -> SNS -> SQS, the built detector through the Runtime API,
 //!   the alert topic: alerts once, with their attributes, correlations across objects, redelivery;
+//! - `cross_engine`: the detector and pySigma's DuckDB SQL over one archive written by the collector
+//!   find the same activities for every rule;
 //! - `contract`: the README's configuration table, template.yaml and the code agree;
 //! - `faults`: one test per fault class (API faults from the simulator, AWS faults from the fault
 //!   proxy in front of moto, killed processes, deadlines, concurrent runs, bad input): outcome
@@ -25,6 +27,7 @@
 mod aws_adapters;
 mod chaos;
 mod contract;
+mod cross_engine;
 mod detections;
 mod detector_e2e;
 mod end_to_end;

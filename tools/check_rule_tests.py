@@ -9,10 +9,9 @@ member matches, as in the detector. The number of distinct activities matched mu
 `expect`.
 
 DuckDB's correlation SQL ignores the timespan, so a correlation rule is checked differently: its base
-rule's SQL selects the matching activities, then this script counts windows the way the detector's
-contract states them (sliding windows of `timespan` ending at each activity's `created_at`, one
-group per `group-by` value tuple, a window's activities consumed when it fires). That part is a model
-of the contract, not a second engine.
+rule's SQL selects the matching activities, then the windows are counted with the model of the
+detector's contract in sigma_engine.py (shared with sigma_duckdb.py). That part is a model of the
+contract, not a second engine.
 
 Also reported (as failures): a case whose line is not {"case", "expect", "activities"}, an activity
 type not in the list of real types, an activity id used twice, a rule without a case that matches
@@ -26,22 +25,20 @@ Exit status 1 when anything failed. Needs pySigma, pySigma-backend-duckdb and du
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
-import duckdb
 from sigma_backend_duckdb.backend import DuckDBBackend  # type: ignore[import-not-found]
 from sigma.collection import SigmaCollection
 from sigma.correlations import SigmaCorrelationRule
 from sigma.processing.pipeline import ProcessingPipeline
-from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaRule
+from sigma.rule import SigmaRule
 
-ID_COLUMN = "__activity_id"
-UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sigma_engine import fired_windows, flatten, matched_ids, rule_fields  # noqa: E402
+from sigma_rules import NOT_PACKS  # noqa: E402
 
 
 @dataclass
@@ -54,124 +51,8 @@ class Report:
         self.failures.append(f"{where}: {what}")
 
 
-def flatten(value: object, prefix: str = "") -> list[dict[str, object]]:
-    """Every row a JSON value spreads into: objects join their members' rows, arrays yield one
-    alternative per element (any-member semantics)."""
-    if isinstance(value, dict):
-        parts = [flatten(v, f"{prefix}{k}.") for k, v in value.items()]
-        rows = []
-        for combo in itertools.product(*parts):
-            row: dict[str, object] = {}
-            for part in combo:
-                row.update(part)
-            rows.append(row)
-        return rows or [{}]
-    key = prefix[:-1]
-    if isinstance(value, list):
-        rows = [r for item in value for r in flatten(item, prefix)]
-        return rows or [{key: None}]
-    return [{key: value}]
-
-
-def detection_fields(detection: SigmaDetection | SigmaDetectionItem) -> set[str]:
-    if isinstance(detection, SigmaDetectionItem):
-        return {detection.field} if detection.field else set()
-    out: set[str] = set()
-    for item in detection.detection_items:
-        out |= detection_fields(item)
-    return out
-
-
-def rule_fields(rule: SigmaRule) -> set[str]:
-    out: set[str] = set()
-    for detection in rule.detection.detections.values():
-        out |= detection_fields(detection)
-    return out
-
-
-def column_type(values: list[object]) -> str:
-    present = [v for v in values if v is not None]
-    if present and all(isinstance(v, bool) for v in present):
-        return "BOOLEAN"
-    if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
-        return "BIGINT"
-    if present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
-        return "DOUBLE"
-    return "VARCHAR"
-
-
-def as_cell(value: object, kind: str) -> object:
-    if value is None or kind != "VARCHAR" or isinstance(value, str):
-        return value
-    return json.dumps(value)
-
-
-def matched_ids(sql: str, activities: list[dict], fields: set[str]) -> set[str]:
-    """The ids of the activities the rule's SQL selects."""
-    rows = []
-    for activity in activities:
-        for row in flatten(activity):
-            row[ID_COLUMN] = activity.get("id")
-            rows.append(row)
-    columns = sorted({c for r in rows for c in r} | fields)
-    kinds = {c: column_type([r.get(c) for r in rows]) for c in columns}
-    con = duckdb.connect()
-    try:
-        quoted = ", ".join(f'"{c}" {kinds[c]}' for c in columns)
-        con.execute(f"CREATE TABLE logs ({quoted})")
-        placeholders = ", ".join("?" for _ in columns)
-        con.executemany(
-            f"INSERT INTO logs VALUES ({placeholders})",
-            [[as_cell(r.get(c), kinds[c]) for c in columns] for r in rows],
-        )
-        return {row[0] for row in con.execute(f'SELECT DISTINCT "{ID_COLUMN}" FROM ({sql})').fetchall()}
-    finally:
-        con.close()
-
-
-def get_path(activity: dict, path: str) -> object:
-    current: object = activity
-    for part in path.split("."):
-        if not isinstance(current, dict):
-            return None
-        current = current.get(part)
-    return current
-
-
-def instant(activity: dict) -> float:
-    return datetime.fromisoformat(str(activity["created_at"]).replace("Z", "+00:00")).timestamp()
-
-
 def windows_fired(correlation: SigmaCorrelationRule, matched: list[dict]) -> int:
-    """Sliding windows of `timespan` ending at each activity, per group; a fired window's
-    activities are consumed. Supports event_count and value_count with gte/gt/eq conditions."""
-    span = correlation.timespan.seconds
-    condition = correlation.condition
-    threshold = condition.count
-    op = condition.op.name
-    kind = correlation.type.name
-    groups: dict[tuple, list[dict]] = {}
-    for activity in sorted(matched, key=instant):
-        key = tuple(json.dumps(get_path(activity, g)) for g in correlation.group_by or [])
-        groups.setdefault(key, []).append(activity)
-    fired = 0
-    for members in groups.values():
-        live: list[dict] = []
-        for activity in members:
-            now = instant(activity)
-            live = [a for a in live if instant(a) >= now - span]
-            live.append(activity)
-            if kind == "VALUE_COUNT":
-                measure = len({json.dumps(get_path(a, condition.fieldref)) for a in live})
-            else:
-                measure = len(live)
-            met = {"GTE": measure >= threshold, "GT": measure > threshold, "EQ": measure == threshold}.get(op)
-            if met is None:
-                raise ValueError(f"condition {op} is not modelled")
-            if met:
-                fired += 1
-                live = []
-    return fired
+    return len(fired_windows(correlation, matched))
 
 
 def to_sql(backend: DuckDBBackend, path: Path) -> str:
@@ -206,7 +87,7 @@ def load_cases(path: Path, report: Report, seen_ids: dict[str, str], types: set[
 def check_dir(root: Path, report: Report, types: set[str] | None) -> None:
     backend = DuckDBBackend(processing_pipeline=ProcessingPipeline())
     seen_ids: dict[str, str] = {}
-    for pack in sorted(p for p in root.iterdir() if p.is_dir()):
+    for pack in sorted(p for p in root.iterdir() if p.is_dir() and p.name not in NOT_PACKS):
         rules: dict[str, SigmaRule | SigmaCorrelationRule] = {}
         files: dict[str, Path] = {}
         paths = sorted(pack.glob("*.yml"))

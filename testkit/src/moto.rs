@@ -155,3 +155,9 @@ fn forward_stdout(stdout: std::process::ChildStdout, tx: mpsc::Sender<Result<Str
 pub fn venv_python() -> PathBuf {
     workspace_root().join(".venv").join("bin").join("python")
 }
+
+/// The interpreter of the Sigma virtualenv `<workspace>/.venv-sigma` (pySigma, its DuckDB backend
+/// and DuckDB: `make sigma-venv`), for tools/sigma_duckdb.py.
+pub fn sigma_venv_python() -> PathBuf {
+    workspace_root().join(".venv-sigma").join("bin").join("python")
+}
