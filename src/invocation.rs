@@ -165,10 +165,14 @@ mod tests {
 
     #[test]
     fn every_file_in_events_is_an_accepted_payload() {
+        // events/detector-*.json are the detector's (checked in detector::event).
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("events");
         let mut n = 0;
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
+            if path.file_name().unwrap().to_string_lossy().starts_with("detector-") {
+                continue;
+            }
             let payload: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
             assert!(Invocation::from_payload(&payload).is_ok(), "{}", path.display());
             n += 1;

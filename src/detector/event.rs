@@ -197,6 +197,30 @@ mod tests {
     }
 
     #[test]
+    fn every_detector_event_in_events_is_understood() {
+        // GIVEN events/detector-*.json (what a user invokes the deployed detector with)
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("events");
+        let mut n = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if !path.file_name().unwrap().to_string_lossy().starts_with("detector-") {
+                continue;
+            }
+            let payload: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            // THEN each is a hunt or a batch whose every message is read
+            match DetectorInvocation::from_payload(&payload) {
+                Ok(DetectorInvocation::Hunt { .. }) => {}
+                Ok(DetectorInvocation::Batch(messages)) => {
+                    assert!(messages.iter().all(|m| m.objects.is_ok()), "{}", path.display())
+                }
+                Err(e) => panic!("{}: {e}", path.display()),
+            }
+            n += 1;
+        }
+        assert_eq!(n, 4);
+    }
+
+    #[test]
     fn a_hunt_needs_an_ordered_range() {
         // GIVEN a hunt, one without to, one backwards
         let ok =

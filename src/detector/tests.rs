@@ -73,6 +73,13 @@ fn land(d: &TestDetector, name: &str, activities: &[Value]) -> String {
     key
 }
 
+/// Failed SSO sign-ins for one email, the i-th at 10:0i, as one object; its key.
+fn land_failures(d: &TestDetector, name: &str, minutes: std::ops::RangeInclusive<u32>) -> String {
+    let failures: Vec<Value> =
+        minutes.map(|i| sso_failed(&format!("f{i}"), &format!("2026-12-04T10:0{i}:00Z"))).collect();
+    land(d, name, &failures)
+}
+
 fn notification(key: &str) -> String {
     json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
         "s3": {"bucket": {"name": "archive"}, "object": {"key": key.replace('=', "%3D")}}}]})
@@ -226,20 +233,7 @@ async fn a_correlation_split_across_two_objects_alerts_once() {
     // GIVEN five failed sign-ins for one email within ten minutes, three in one object, two in
     // the next
     let d = detector();
-    let a = land(
-        &d,
-        "a",
-        &(1..=3)
-            .map(|i| sso_failed(&format!("f{i}"), &format!("2026-12-04T10:0{i}:00Z")))
-            .collect::<Vec<_>>(),
-    );
-    let b = land(
-        &d,
-        "b",
-        &(4..=5)
-            .map(|i| sso_failed(&format!("f{i}"), &format!("2026-12-04T10:0{i}:00Z")))
-            .collect::<Vec<_>>(),
-    );
+    let (a, b) = (land_failures(&d, "a", 1..=3), land_failures(&d, "b", 4..=5));
     // WHEN they come in two invocations, and the second again
     deliver(&d, &[&a]).await;
     let burst = |d: &TestDetector| published_rules(d).iter().filter(|r| *r == BURST_RULE).count();
@@ -263,20 +257,7 @@ async fn a_crash_after_the_window_is_committed_still_publishes_it() {
     // GIVEN the second object fires the window, but the topic fails (the function dies after
     // the correlation state was committed)
     let d = detector();
-    let a = land(
-        &d,
-        "a",
-        &(1..=3)
-            .map(|i| sso_failed(&format!("f{i}"), &format!("2026-12-04T10:0{i}:00Z")))
-            .collect::<Vec<_>>(),
-    );
-    let b = land(
-        &d,
-        "b",
-        &(4..=5)
-            .map(|i| sso_failed(&format!("f{i}"), &format!("2026-12-04T10:0{i}:00Z")))
-            .collect::<Vec<_>>(),
-    );
+    let (a, b) = (land_failures(&d, "a", 1..=3), land_failures(&d, "b", 4..=5));
     deliver(&d, &[&a]).await;
     *d.publisher.refuse.lock().unwrap() = 1;
     assert_eq!(failures(&deliver(&d, &[&b]).await), ["m0"]);
