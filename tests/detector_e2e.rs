@@ -216,3 +216,31 @@ async fn a_redelivered_object_raises_no_second_alert() {
     // THEN no second alert reaches the topic
     assert!(d.alerts().await.is_empty());
 }
+
+#[tokio::test]
+async fn every_detector_event_in_events_is_answered() {
+    // GIVEN the detector deployed and the payloads a user invokes it with by hand
+    let mut d = DetectorStack::new().await;
+    let dir = testkit::workspace_root().join("events");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("detector-"))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 4);
+    for file in files {
+        // WHEN each is invoked
+        let payload: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        let invocation = d.detector.invoke(payload, INVOCATION).await.unwrap();
+        // THEN each is answered: a hunt with its summary, an SQS event with no failure (its
+        // example object is in another bucket: skipped, not retried)
+        let answer = invocation.outcome.response().unwrap_or_else(|| {
+            panic!("{}: {:?}\n{}", file.display(), invocation.outcome, invocation.logs.join("\n"))
+        });
+        match answer.get("status") {
+            Some(status) => assert_eq!(status, "complete", "{}", file.display()),
+            None => assert_eq!(answer["batchItemFailures"], json!([]), "{}", file.display()),
+        }
+    }
+}
