@@ -7,6 +7,7 @@
 //! CloudWatch ([`telemetry::cloudwatch`]). `main.rs` composes them once per cold start.
 
 pub mod archive;
+pub mod aws;
 pub mod clock;
 pub mod config;
 pub mod detect;

@@ -7,13 +7,13 @@
 // The invocation's future nests the handler's, the run's and the SDK's: its layout is deep.
 #![recursion_limit = "256"]
 
-use aws_config::BehaviorVersion;
 use aws_config::timeout::TimeoutConfig;
 use jiff::Timestamp;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 
 use anthropic_compliance_collector::archive::s3::S3Sink;
+use anthropic_compliance_collector::aws;
 use anthropic_compliance_collector::clock::SystemClock;
 use anthropic_compliance_collector::config::Config;
 use anthropic_compliance_collector::error::RunError;
@@ -80,18 +80,8 @@ async fn serve(large_buffers_released: bool) -> Result<(), lambda_runtime::Error
 
 async fn build(config: Config) -> Result<AwsCollector, lambda_runtime::Error> {
     // No AWS call may hang: each is bounded (the handler also bounds the whole invocation).
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .operation_attempt_timeout(AWS_ATTEMPT_TIMEOUT)
-                .operation_timeout(AWS_OPERATION_TIMEOUT)
-                .build(),
-        )
-        .load()
-        .await;
-    // Local emulators (tests, the demo) serve S3 on one host: path-style addressing.
-    let s3 = aws_sdk_s3::config::Builder::from(&sdk)
-        .force_path_style(sdk.endpoint_url().is_some())
+    let sdk = aws::sdk_config(AWS_ATTEMPT_TIMEOUT, AWS_OPERATION_TIMEOUT).await;
+    let s3 = aws::s3_config(&sdk)
         // No object write may outlive the batch's write lease (see sync::run::WRITE_LEASE).
         .timeout_config(TimeoutConfig::builder().operation_timeout(PUT_TIMEOUT).build())
         .build();

@@ -26,19 +26,30 @@ fn scalar(y: &Yaml) -> Option<String> {
     }
 }
 
-#[test]
-fn readme_configuration_table_matches_the_code() {
-    // The rows of the table under "## Configuration": | `NAME` | required | default | meaning |
-    let readme = read("README.md");
-    let section = readme.split("## Configuration").nth(1).unwrap().split("\n## ").next().unwrap();
-    let rows: Vec<(String, String, String)> = section
+/// The rows `| `NAME` | required | default | meaning |` of a README table: (name, required, default).
+fn table_rows(section: &str) -> Vec<(String, String, String)> {
+    section
         .lines()
         .filter(|l| l.starts_with("| `"))
         .map(|l| {
             let cells: Vec<&str> = l.split('|').map(str::trim).collect();
             (cells[1].trim_matches('`').into(), cells[2].into(), cells[3].trim_matches('`').into())
         })
-        .collect();
+        .collect()
+}
+
+/// A function's environment in the template, by variable name.
+fn function_env<'t>(t: &'t Yaml, function: &str) -> BTreeMap<String, &'t Yaml> {
+    let env = t["Resources"][function]["Properties"]["Environment"]["Variables"].as_hash().unwrap();
+    env.iter().map(|(k, v)| (k.as_str().unwrap().to_owned(), v)).collect()
+}
+
+#[test]
+fn readme_configuration_table_matches_the_code() {
+    // The rows of the table under "## Configuration": | `NAME` | required | default | meaning |
+    let readme = read("README.md");
+    let section = readme.split("## Configuration").nth(1).unwrap().split("\n## ").next().unwrap();
+    let rows = table_rows(section);
     let names: Vec<&str> = rows.iter().map(|(n, _, _)| n.as_str()).collect();
     let code: Vec<&str> = VARIABLES.iter().map(|v| v.name).collect();
     assert_eq!(names, code, "the README lists the contract's variables in order");
@@ -57,11 +68,7 @@ fn readme_configuration_table_matches_the_code() {
 fn template_sets_every_variable_with_the_codes_defaults_and_ranges() {
     let t = template();
     let parameters = t["Parameters"].as_hash().unwrap();
-    let env = t["Resources"]["CollectorFunction"]["Properties"]["Environment"]["Variables"]
-        .as_hash()
-        .unwrap();
-    let env: BTreeMap<String, &Yaml> =
-        env.iter().map(|(k, v)| (k.as_str().unwrap().to_owned(), v)).collect();
+    let env = function_env(&t, "CollectorFunction");
     let names: Vec<&str> = env.keys().map(String::as_str).collect();
     let mut code: Vec<&str> = VARIABLES.iter().map(|v| v.name).collect();
     code.sort_unstable();
@@ -90,14 +97,7 @@ fn the_detectors_table_and_environment_match_its_code() {
         .split("\n#")
         .next()
         .unwrap();
-    let rows: Vec<(String, String, String)> = section
-        .lines()
-        .filter(|l| l.starts_with("| `"))
-        .map(|l| {
-            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
-            (cells[1].trim_matches('`').into(), cells[2].into(), cells[3].trim_matches('`').into())
-        })
-        .collect();
+    let rows = table_rows(section);
     // THEN it lists the code's variables in order, with their defaults
     let names: Vec<&str> = rows.iter().map(|(n, _, _)| n.as_str()).collect();
     let code: Vec<&str> = DETECTOR_VARIABLES.iter().map(|v| v.name).collect();
@@ -116,11 +116,7 @@ fn the_detectors_table_and_environment_match_its_code() {
     // defaults and ranges
     let t = template();
     let parameters = t["Parameters"].as_hash().unwrap();
-    let env = t["Resources"]["DetectorFunction"]["Properties"]["Environment"]["Variables"]
-        .as_hash()
-        .unwrap();
-    let env: BTreeMap<String, &Yaml> =
-        env.iter().map(|(k, v)| (k.as_str().unwrap().to_owned(), v)).collect();
+    let env = function_env(&t, "DetectorFunction");
     let mut sorted = code.clone();
     sorted.sort_unstable();
     assert_eq!(env.keys().map(String::as_str).collect::<Vec<_>>(), sorted);

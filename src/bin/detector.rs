@@ -6,13 +6,12 @@
 //! A bad configuration does not crash the cold start: every invocation then fails with
 //! `ConfigurationInvalid` and the list of bad variables.
 
-use aws_config::BehaviorVersion;
-use aws_config::timeout::TimeoutConfig;
 use jiff::Timestamp;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 
 use anthropic_compliance_collector::archive::s3::S3Sink;
+use anthropic_compliance_collector::aws;
 use anthropic_compliance_collector::clock::SystemClock;
 use anthropic_compliance_collector::detector::config::DetectorConfig;
 use anthropic_compliance_collector::detector::dynamodb::DynamoLedger;
@@ -92,19 +91,8 @@ async fn serve(large_buffers_released: bool) -> Result<(), lambda_runtime::Error
 }
 
 async fn build(config: DetectorConfig) -> AwsDetector {
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .operation_attempt_timeout(AWS_ATTEMPT_TIMEOUT)
-                .operation_timeout(AWS_OPERATION_TIMEOUT)
-                .build(),
-        )
-        .load()
-        .await;
-    // Local emulators (tests, the demo) serve S3 on one host: path-style addressing.
-    let s3 = aws_sdk_s3::config::Builder::from(&sdk)
-        .force_path_style(sdk.endpoint_url().is_some())
-        .build();
+    let sdk = aws::sdk_config(AWS_ATTEMPT_TIMEOUT, AWS_OPERATION_TIMEOUT).await;
+    let s3 = aws::s3_config(&sdk).build();
     let function_name = std::env::var("AWS_LAMBDA_FUNCTION_NAME")
         .unwrap_or_else(|_| "anthropic-compliance-detector".into());
     Detector {
