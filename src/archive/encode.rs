@@ -4,29 +4,28 @@
 //! object ends with a newline. The reverse, [`decode_activities`], reads an object back (used to
 //! recover the ids of a batch whose commit was lost, and by tests).
 
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::io::{self, BufRead, BufReader};
 use std::ops::Range;
 
 use bytes::Bytes;
 use flate2::read::MultiGzDecoder;
-use flate2::write::DeflateEncoder;
-use flate2::{Compression, CrcWriter};
 use jiff::Timestamp;
+use libdeflater::{CompressionLvl, Compressor};
 use sha2::{Digest, Sha256};
 
 use super::key::object_key;
 use crate::feed::Activity;
 
-/// The gzip level: see BENCHMARKS.md for the cost trade-off behind it.
+/// The gzip level, on libdeflate's scale (0 to 12): see BENCHMARKS.md ("gzip level") for the cost
+/// trade-off behind it.
 pub const GZIP_LEVEL: u32 = 6;
 
-/// How many bytes of NDJSON are handed to the compressor at a time.
+/// How many bytes of NDJSON are read back from the decompressor at a time.
 const FEED_BYTES: usize = 64 * 1024;
 
-/// The gzip member header flate2's `GzEncoder` writes at levels 2 to 8 (RFC 1952): magic, deflate,
-/// no flags, no modification time, no extra flags, unknown OS. The objects stay byte for byte
-/// what `GzEncoder` would make.
-const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
+/// Scratch buffers larger than this after an object are given back rather than kept for the next
+/// one: a rare page of large records must not pin its size for the rest of the process.
+const KEEP_SCRATCH_BYTES: usize = 8 * 1024 * 1024;
 
 /// One object ready to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,20 +43,38 @@ pub struct EncodedObject {
     pub sha256: [u8; 32],
 }
 
-/// Encodes activities into objects with one compressor for all of them, reset between objects: a
-/// new compressor allocates and zeroes about 300 KB of tables, which for a drain of a million
-/// activities (about 370 objects) is mostly page faults (`make bench`).
+/// Encodes activities into objects with libdeflate, one compressor for all of them: libdeflate
+/// compresses a whole buffer at once (it is not a streaming compressor), so the object's NDJSON is
+/// laid out contiguously first, in a scratch buffer kept from object to object, as is the
+/// compressor's output buffer. The result is one standard gzip member (RFC 1952, CRC-32 and
+/// length included), read by gunzip, flate2, DuckDB, Athena and every SIEM.
 pub struct Encoder {
-    deflate: DeflateEncoder<Vec<u8>>,
+    compressor: Compressor,
+    ndjson: Vec<u8>,
+    out: Vec<u8>,
 }
 
 impl Default for Encoder {
     fn default() -> Self {
-        Encoder { deflate: DeflateEncoder::new(Vec::new(), Compression::new(GZIP_LEVEL)) }
+        // GZIP_LEVEL is a valid level (the tests build it); libdeflate's default is the same 6.
+        Encoder::with_level(GZIP_LEVEL).unwrap_or_else(|_| Encoder::at(CompressionLvl::default()))
     }
 }
 
 impl Encoder {
+    /// An encoder at another level, 0 to 12 (the benchmark's level table).
+    pub fn with_level(level: u32) -> io::Result<Self> {
+        let level = i32::try_from(level)
+            .ok()
+            .and_then(|l| CompressionLvl::new(l).ok())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "gzip level is 0 to 12"))?;
+        Ok(Encoder::at(level))
+    }
+
+    fn at(level: CompressionLvl) -> Self {
+        Encoder { compressor: Compressor::new(level), ndjson: Vec::new(), out: Vec::new() }
+    }
+
     /// Encodes `activities` (in feed order) into one object per event hour.
     pub fn encode_batch(
         &mut self,
@@ -70,8 +87,22 @@ impl Encoder {
             .collect()
     }
 
-    /// Encodes one non-empty group of activities of the same hour as one gzip member: the header,
-    /// the deflate stream, then the CRC-32 and length of the NDJSON (RFC 1952).
+    /// Compresses one buffer of NDJSON into one gzip member.
+    pub fn gzip(&mut self, ndjson: &[u8]) -> io::Result<Vec<u8>> {
+        self.out.clear();
+        self.out.resize(self.compressor.gzip_compress_bound(ndjson.len()), 0);
+        let n = self
+            .compressor
+            .gzip_compress(ndjson, &mut self.out)
+            .map_err(|e| io::Error::other(format!("libdeflate: {e}")))?;
+        let body = self.out[..n].to_vec();
+        if self.out.capacity() > KEEP_SCRATCH_BYTES {
+            self.out = Vec::new();
+        }
+        Ok(body)
+    }
+
+    /// Encodes one non-empty group of activities of the same hour as one gzip member.
     fn encode_object(
         &mut self,
         prefix: &str,
@@ -82,25 +113,19 @@ impl Encoder {
             (Some(f), Some(l)) => (f, l),
             _ => return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty object")),
         };
-        let raw_bytes: usize = group.iter().map(|a| a.raw.len() + 1).sum();
-        let mut out = Vec::with_capacity(raw_bytes / 6 + 64);
-        out.extend_from_slice(&GZIP_HEADER);
-        // `reset` ends the previous stream (its output already taken) and starts a new one here.
-        self.deflate.reset(out)?;
-        // The compressor is fed in large slices: each `write` runs it and prepares its output
-        // buffer once, so a few hundred bytes at a time would cost about 10% more CPU
-        // (BENCHMARKS.md). The CRC is taken over the same slices on their way in.
-        let mut lines = BufWriter::with_capacity(FEED_BYTES, CrcWriter::new(&mut self.deflate));
+        let mut ndjson = std::mem::take(&mut self.ndjson);
+        ndjson.clear();
+        ndjson.reserve(group.iter().map(|a| a.raw.len() + 1).sum());
         for a in group {
-            lines.write_all(&a.raw)?;
-            lines.write_all(b"\n")?;
+            ndjson.extend_from_slice(&a.raw);
+            ndjson.push(b'\n');
         }
-        let mut checked = lines.into_inner().map_err(|e| e.into_error())?;
-        checked.get_mut().try_finish()?;
-        let (crc, length) = (checked.crc().sum(), checked.crc().amount());
-        let mut body = self.deflate.reset(Vec::new())?;
-        body.extend_from_slice(&crc.to_le_bytes());
-        body.extend_from_slice(&length.to_le_bytes());
+        let body = self.gzip(&ndjson);
+        let raw_bytes = ndjson.len();
+        if ndjson.capacity() <= KEEP_SCRATCH_BYTES {
+            self.ndjson = ndjson;
+        }
+        let body = body?;
         let sha256 = Sha256::digest(&body).into();
         Ok(EncodedObject {
             key: object_key(prefix, first.created_at, group.iter().map(|a| a.id.as_str()), tag),
@@ -253,8 +278,8 @@ mod tests {
     }
 
     #[test]
-    fn one_compressor_makes_what_a_new_gz_encoder_makes_object_after_object() {
-        // GIVEN activities over three hours, enough text for many feeds of the compressor
+    fn one_encoder_makes_standard_gzip_object_after_object() {
+        // GIVEN activities over three hours, enough text for large objects
         let a: Vec<Activity> = (0..3000)
             .map(|i| {
                 let mut a = activity(&format!("activity_{i}"), "2026-01-01T09:00:00Z");
@@ -269,25 +294,55 @@ mod tests {
             })
             .collect();
         let refs: Vec<&Activity> = a.iter().collect();
-        // WHEN encoded by one encoder, twice over (so its compressor is reset many times)
+        // WHEN encoded by one encoder, twice over (so its buffers are reused)
         let mut encoder = Encoder::default();
         let first = encoder.encode_batch("p/", None, &refs).unwrap();
         let again = encoder.encode_batch("p/", None, &refs).unwrap();
-        // THEN each object is byte for byte flate2's GzEncoder output for its NDJSON
+        // THEN each object is one gzip member that another implementation (flate2 over zlib-rs)
+        // decodes to exactly its activities' NDJSON, and the same input gives the same bytes
         assert_eq!(first.len(), 3);
         assert_eq!(first, again);
         let mut at = 0;
         for object in &first {
             let group = &a[at..at + object.activities];
             at += object.activities;
-            let mut gz = flate2::write::GzEncoder::new(Vec::new(), Compression::new(GZIP_LEVEL));
-            for x in group {
-                gz.write_all(&x.raw).unwrap();
-                gz.write_all(b"\n").unwrap();
-            }
-            assert_eq!(object.body, gz.finish().unwrap(), "{}", object.key);
+            let expected: Vec<u8> =
+                group.iter().flat_map(|x| [&x.raw[..], b"\n"].concat()).collect();
+            assert_eq!(object.raw_bytes, expected.len());
+            assert_eq!(object.body[..3], [0x1f, 0x8b, 8], "a gzip member: {}", object.key);
+            let mut text = Vec::new();
+            flate2::read::GzDecoder::new(&object.body[..]).read_to_end(&mut text).unwrap();
+            assert_eq!(text, expected, "{}", object.key);
+            assert!(object.body.len() * 4 < expected.len(), "compressed: {}", object.key);
         }
         assert_eq!(at, a.len());
+    }
+
+    #[test]
+    fn a_large_object_does_not_pin_its_buffers() {
+        // GIVEN one object of 10 MB of NDJSON, more than the scratch buffers keep
+        let big = Activity {
+            raw: format!(r#"{{"id":"big","pad":"{}"}}"#, "y".repeat(10 << 20)).into(),
+            ..activity("big", "2026-01-01T09:00:00Z")
+        };
+        let mut encoder = Encoder::default();
+        // WHEN encoded
+        let objects = encoder.encode_batch("p/", None, &[&big]).unwrap();
+        // THEN it round-trips, and the encoder keeps no buffer of that size
+        let mut text = Vec::new();
+        flate2::read::GzDecoder::new(&objects[0].body[..]).read_to_end(&mut text).unwrap();
+        assert_eq!(text.len(), big.raw.len() + 1);
+        assert!(encoder.ndjson.capacity() <= KEEP_SCRATCH_BYTES);
+        assert!(encoder.out.capacity() <= KEEP_SCRATCH_BYTES);
+    }
+
+    #[test]
+    fn every_libdeflate_level_is_accepted_and_no_other() {
+        for level in 0..=12 {
+            assert!(Encoder::with_level(level).is_ok(), "level {level}");
+        }
+        assert!(Encoder::with_level(13).is_err());
+        assert!(Encoder::with_level(GZIP_LEVEL).is_ok());
     }
 
     #[test]
