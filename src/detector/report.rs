@@ -48,13 +48,16 @@ impl DetectorReport {
         self.rules_invalid = self.rules_invalid.max(other.rules_invalid);
     }
 
-    /// The invocation's metrics: `DetectorErrors` and `RulesInvalid` always (an alarm tells
-    /// silence from zero), `AlertsPublished` once per level that published.
+    /// The invocation's metrics, each only when it counts something: CloudWatch bills a custom
+    /// metric for every hour it is put in, and the alarms on `DetectorErrors` and `RulesInvalid`
+    /// treat missing data as zero. `AlertsPublished` once per level that published.
     pub fn metrics(&self) -> Vec<Datum> {
-        let mut data = vec![
-            Datum::count(DETECTOR_ERRORS, self.errors as f64),
-            Datum::count(RULES_INVALID, self.rules_invalid as f64),
-        ];
+        let mut data: Vec<Datum> =
+            [(DETECTOR_ERRORS, self.errors), (RULES_INVALID, self.rules_invalid)]
+                .into_iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(name, n)| Datum::count(name, n as f64))
+                .collect();
         for (level, n) in &self.alerts_published {
             data.push(Datum {
                 dimensions: vec![(DIMENSION_LEVEL, *level)],
@@ -81,18 +84,25 @@ mod tests {
             alerts_published: [("high", 2), ("low", 1)].into_iter().collect(),
             ..DetectorReport::default()
         });
-        // THEN one datum per level plus the two health figures
+        // THEN one datum per level plus the error count; a zero health figure is not sent
         let data = report.metrics();
         let by: Vec<_> = data.iter().map(|d| (d.name, d.value, d.dimensions.clone())).collect();
         assert_eq!(
             by,
             [
                 (DETECTOR_ERRORS, 1.0, vec![]),
-                (RULES_INVALID, 0.0, vec![]),
                 (ALERTS_PUBLISHED, 2.0, vec![(DIMENSION_LEVEL, "high")]),
                 (ALERTS_PUBLISHED, 1.0, vec![(DIMENSION_LEVEL, "low")]),
             ]
         );
         assert_eq!(report.published(), 3);
+    }
+
+    #[test]
+    fn a_quiet_healthy_invocation_sends_no_metric() {
+        // GIVEN nothing published, no error, every rule loaded
+        let report = DetectorReport::default();
+        // THEN nothing is billed: the alarms read silence as healthy
+        assert!(report.metrics().is_empty());
     }
 }

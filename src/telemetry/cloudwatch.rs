@@ -1,4 +1,5 @@
-//! [`MetricsSink`] over CloudWatch `PutMetricData`, one call per run.
+//! [`MetricsSink`] over CloudWatch `PutMetricData`, one call per run (none when a run has nothing
+//! to put: an empty call is an error to CloudWatch, and costs a request).
 
 use aws_sdk_cloudwatch::Client;
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
@@ -27,6 +28,9 @@ impl CloudWatchMetrics {
 
 impl MetricsSink for CloudWatchMetrics {
     async fn put(&self, data: &[Datum]) -> Result<(), MetricsError> {
+        if data.is_empty() {
+            return Ok(());
+        }
         let function =
             Dimension::builder().name(DIMENSION_FUNCTION_NAME).value(&self.function_name).build();
         let data = data

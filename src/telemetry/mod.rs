@@ -1,9 +1,15 @@
-//! Telemetry of a run: the metrics it emits (every run, zero included) and its one log line,
-//! emitted together by one typed event ([`RunFinished`]), so the two never disagree on a figure.
+//! Telemetry of a run: its metrics and its one log line, emitted together by one typed event
+//! ([`RunFinished`]), so the two never disagree on a figure.
 //!
 //! The metric names are a public contract: template.yaml's alarms and the README's table name
-//! them. `EventsProcessed` is the count of activities a run delivered; a run that delivers nothing
-//! still emits 0, so "no data" and "not running" are told apart by the alarm's missing-data rule.
+//! them. CloudWatch bills a custom metric for every hour in which it is put, so a run puts only
+//! what an alarm or the dashboard reads, and a count only when it is not zero: every run puts
+//! `EventsProcessed` (0 included, so the no-events alarm tells "nothing new" from "not running")
+//! and every live run `LagSeconds` (the lag alarm's "not running"); `ApiThrottled`, `ApiErrors`,
+//! `LateArrivals`, `LateBeyondOverlap`, `ComplianceLoggingDisabled` and `CanaryMissing` only when
+//! they count something, their alarms treating missing data as zero. Every other figure of the run
+//! (requests, objects and bytes written, duplicates dropped, the rate limit left) is in its log
+//! line and its manifest only.
 
 pub mod cloudwatch;
 
@@ -15,14 +21,9 @@ use crate::sync::RunReport;
 
 pub const EVENTS_PROCESSED: &str = "EventsProcessed";
 pub const LAG_SECONDS: &str = "LagSeconds";
-pub const API_REQUESTS: &str = "ApiRequests";
 pub const API_THROTTLED: &str = "ApiThrottled";
 pub const API_ERRORS: &str = "ApiErrors";
-pub const OBJECTS_WRITTEN: &str = "ObjectsWritten";
-pub const BYTES_WRITTEN: &str = "BytesWritten";
-pub const DUPLICATES_DROPPED: &str = "DuplicatesDropped";
 pub const LATE_ARRIVALS: &str = "LateArrivals";
-pub const RATE_LIMIT_REMAINING: &str = "RateLimitRemaining";
 pub const COMPLIANCE_LOGGING_DISABLED: &str = "ComplianceLoggingDisabled";
 pub const CANARY_MISSING: &str = "CanaryMissing";
 pub const LATE_BEYOND_OVERLAP: &str = "LateBeyondOverlap";
@@ -73,37 +74,34 @@ pub struct MetricsError {
     pub source: Box<dyn std::error::Error + Send + Sync>,
 }
 
-/// The metrics of one run, failed or not; `lag_seconds` only for the live stream.
+/// The metrics of one run, failed or not; `lag_seconds` only for the live stream. Counts other
+/// than `EventsProcessed` only when not zero (the module's first lines say why).
 pub fn run_metrics(report: &RunReport, lag_seconds: Option<f64>) -> Vec<Datum> {
-    let mut data = vec![
-        Datum::count(EVENTS_PROCESSED, report.delivered as f64),
-        Datum::count(API_REQUESTS, report.requests),
-        Datum::count(API_THROTTLED, report.throttled),
-        Datum::count(OBJECTS_WRITTEN, report.objects_written as f64),
-        Datum { unit: Unit::Bytes, ..Datum::count(BYTES_WRITTEN, report.bytes_written as f64) },
-        Datum::count(DUPLICATES_DROPPED, report.duplicates_dropped as f64),
-        Datum::count(LATE_ARRIVALS, report.late_arrivals as f64),
-        Datum::count(LATE_BEYOND_OVERLAP, report.late_beyond_overlap as f64),
-        Datum::count(COMPLIANCE_LOGGING_DISABLED, report.compliance_logging_disabled),
-    ];
-    for (class, n) in [
-        ("Server", report.api_server_errors),
-        ("Client", report.api_client_errors),
-        ("Transport", report.api_transport_errors),
-    ] {
-        data.push(Datum {
-            dimensions: vec![(DIMENSION_ERROR_CLASS, class)],
-            ..Datum::count(API_ERRORS, n)
-        });
-    }
+    let mut data = vec![Datum::count(EVENTS_PROCESSED, report.delivered as f64)];
     if let Some(lag) = lag_seconds {
         data.push(Datum { unit: Unit::Seconds, ..Datum::count(LAG_SECONDS, lag) });
     }
-    if let Some(remaining) = report.rate_limit_remaining {
-        data.push(Datum::count(RATE_LIMIT_REMAINING, remaining));
-    }
-    if report.canary_checked {
-        data.push(Datum::count(CANARY_MISSING, report.canary_missing));
+    let counts = [
+        (API_THROTTLED, None, report.throttled as f64),
+        (API_ERRORS, Some("Server"), report.api_server_errors as f64),
+        (API_ERRORS, Some("Client"), report.api_client_errors as f64),
+        (API_ERRORS, Some("Transport"), report.api_transport_errors as f64),
+        (LATE_ARRIVALS, None, report.late_arrivals as f64),
+        (LATE_BEYOND_OVERLAP, None, report.late_beyond_overlap as f64),
+        (COMPLIANCE_LOGGING_DISABLED, None, report.compliance_logging_disabled as f64),
+        (
+            CANARY_MISSING,
+            None,
+            if report.canary_checked { report.canary_missing as f64 } else { 0.0 },
+        ),
+    ];
+    for (name, class, value) in counts {
+        if value > 0.0 {
+            data.push(Datum {
+                dimensions: class.map(|c| (DIMENSION_ERROR_CLASS, c)).into_iter().collect(),
+                ..Datum::count(name, value)
+            });
+        }
     }
     data
 }

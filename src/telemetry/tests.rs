@@ -71,8 +71,57 @@ async fn a_finished_run_logs_its_line_and_puts_its_metrics_with_the_same_figures
     assert!(text.contains("run finished"), "{text}");
     assert!(text.contains("delivered=7") && text.contains("requests=3"), "{text}");
     assert_eq!(datum(&metrics, EVENTS_PROCESSED), Some(7.0));
-    assert_eq!(datum(&metrics, API_REQUESTS), Some(3.0));
     assert_eq!(datum(&metrics, LAG_SECONDS), Some(30.0));
+}
+
+#[test]
+fn a_quiet_run_puts_only_what_tells_silence_from_zero() {
+    // GIVEN a live run that delivered nothing and met no error, throttle or late activity, and
+    // whose canary found everything
+    let report = RunReport { requests: 1, canary_checked: true, ..RunReport::default() };
+    // THEN it puts EventsProcessed 0 and its lag, and nothing else: each other series would be
+    // billed for the hour it is put in
+    let names: Vec<_> =
+        run_metrics(&report, Some(42.0)).iter().map(|d| (d.name, d.value)).collect();
+    assert_eq!(names, [(EVENTS_PROCESSED, 0.0), (LAG_SECONDS, 42.0)]);
+    // and a backfill run (no lag) puts EventsProcessed alone
+    assert_eq!(run_metrics(&report, None).len(), 1);
+}
+
+#[test]
+fn every_count_is_put_when_it_counts_something() {
+    // GIVEN a run that met one of everything
+    let report = RunReport {
+        delivered: 3,
+        throttled: 1,
+        api_server_errors: 2,
+        api_client_errors: 1,
+        api_transport_errors: 4,
+        late_arrivals: 5,
+        late_beyond_overlap: 6,
+        compliance_logging_disabled: 1,
+        canary_checked: true,
+        canary_missing: 2,
+        ..RunReport::default()
+    };
+    // THEN each is put with its value, the errors by class
+    let data = run_metrics(&report, None);
+    let by: Vec<_> =
+        data.iter().map(|d| (d.name, d.dimensions.first().map(|(_, v)| *v), d.value)).collect();
+    assert_eq!(
+        by,
+        [
+            (EVENTS_PROCESSED, None, 3.0),
+            (API_THROTTLED, None, 1.0),
+            (API_ERRORS, Some("Server"), 2.0),
+            (API_ERRORS, Some("Client"), 1.0),
+            (API_ERRORS, Some("Transport"), 4.0),
+            (LATE_ARRIVALS, None, 5.0),
+            (LATE_BEYOND_OVERLAP, None, 6.0),
+            (COMPLIANCE_LOGGING_DISABLED, None, 1.0),
+            (CANARY_MISSING, None, 2.0),
+        ]
+    );
 }
 
 #[tokio::test(flavor = "current_thread")]
