@@ -27,8 +27,13 @@ pub const DYNAMODB_WRU: f64 = 1.25 / 1e6;
 pub const DYNAMODB_RRU: f64 = 0.25 / 1e6;
 /// CloudWatch PutMetricData: $0.01 per 1,000 requests.
 pub const CW_PUT_METRIC_DATA: f64 = 0.01 / 1000.0;
-/// CloudWatch custom metrics: $0.30 per metric (name and dimensions) per month, first 10,000.
+/// CloudWatch custom metrics: $0.30 per metric (name and dimensions) per month, first 10,000,
+/// prorated by the hour: a series costs $0.30/730 for each hour in which it is put at all.
 pub const CW_CUSTOM_METRIC_MONTH: f64 = 0.30;
+/// Hours in CloudWatch's billing month.
+pub const CW_HOURS_MONTH: f64 = 730.0;
+/// Runs in an hour on the 5-minute schedule.
+pub const RUNS_PER_HOUR: f64 = 12.0;
 /// CloudWatch Logs ingestion: $0.50 per GB.
 pub const CW_LOGS_GB: f64 = 0.50;
 /// Secrets Manager: $0.40 per secret per month.
@@ -123,8 +128,9 @@ pub struct CostLine {
 }
 
 /// The monthly bill at [`RUNS_PER_MONTH`] runs of `run` and [`ACTIVITIES_PER_MONTH`] activities
-/// of `bytes_per_activity` compressed; `custom_metrics` distinct metric series.
-pub fn monthly(run: &RunProfile, bytes_per_activity: f64, custom_metrics: usize) -> Vec<CostLine> {
+/// of `bytes_per_activity` compressed; `metric_hours` billed hours of custom metric series a month
+/// ([`metric_hours`]).
+pub fn monthly(run: &RunProfile, bytes_per_activity: f64, metric_hours: f64) -> Vec<CostLine> {
     let n = RUNS_PER_MONTH;
     let gb_seconds = run.seconds * run.memory_mb / 1024.0 * n;
     let stored_gb = ACTIVITIES_PER_MONTH * bytes_per_activity / GB;
@@ -174,8 +180,11 @@ pub fn monthly(run: &RunProfile, bytes_per_activity: f64, custom_metrics: usize)
         },
         CostLine {
             item: "CloudWatch custom metrics",
-            basis: format!("{custom_metrics} series × $0.30"),
-            dollars: custom_metrics as f64 * CW_CUSTOM_METRIC_MONTH,
+            basis: format!(
+                "{metric_hours:.0} series-hours × $0.30/{CW_HOURS_MONTH:.0} ({:.2} series always on)",
+                metric_hours / CW_HOURS_MONTH
+            ),
+            dollars: metric_hours / CW_HOURS_MONTH * CW_CUSTOM_METRIC_MONTH,
         },
         CostLine {
             item: "CloudWatch Logs ingestion",
@@ -196,6 +205,15 @@ pub fn monthly(run: &RunProfile, bytes_per_activity: f64, custom_metrics: usize)
             dollars: stored_gb * SIEM_TRANSFER_GB,
         },
     ]
+}
+
+/// Billed series-hours a month of metric series each put in a share `put_share` of the runs: an
+/// hour is billed for a series when any of its [`RUNS_PER_HOUR`] runs puts it.
+pub fn metric_hours(put_share: impl IntoIterator<Item = f64>) -> f64 {
+    put_share
+        .into_iter()
+        .map(|p| (1.0 - (1.0 - p.clamp(0.0, 1.0)).powf(RUNS_PER_HOUR)) * CW_HOURS_MONTH)
+        .sum()
 }
 
 /// The size DynamoDB bills an item at: attribute names plus values (strings and binaries by
@@ -276,12 +294,23 @@ mod tests {
             secret_calls: 1.0,
             ..RunProfile::default()
         };
-        let bill = monthly(&run, 0.0, 0);
+        let bill = monthly(&run, 0.0, 2.0 * CW_HOURS_MONTH);
         let line = |item: &str| bill.iter().find(|l| l.item == item).map(|l| l.dollars).unwrap();
         assert!((line("Lambda compute") - 8640.0 * 0.25 * LAMBDA_GB_SECOND).abs() < 1e-9);
         assert!((line("S3 PUT") - 8640.0 * 2.0 * 0.000_005).abs() < 1e-9);
         assert!((line("DynamoDB writes") - 8640.0 * 10.0 * 1.25e-6).abs() < 1e-9);
         assert!((line("Secrets Manager") - (0.40 + 8640.0 * 0.000_005)).abs() < 1e-9);
+        assert!((line("CloudWatch custom metrics") - 0.60).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_series_is_billed_for_the_hours_it_is_put_in() {
+        // every run: every hour; never: no hour; one run in twelve: most hours
+        assert!((metric_hours([1.0]) - 730.0).abs() < 1e-9);
+        assert_eq!(metric_hours([0.0]), 0.0);
+        let rare = metric_hours([1.0 / 12.0]);
+        assert!(rare > 0.6 * 730.0 && rare < 0.7 * 730.0, "{rare}");
+        assert!((metric_hours([1.0, 1.0, 0.0]) - 1460.0).abs() < 1e-9);
     }
 
     #[test]
