@@ -4,6 +4,10 @@ from the path, gzip NDJSON, explicit columns for the common fields (unknown fiel
 Usage: query_archive.py <dir holding the prefix's objects> — prints one JSON object:
 {"rows": n, "distinct_ids": n, "by_hour": {"YYYY-MM-DD HH": n}, "mismatched_partitions": n,
  "sample": {"<id>": {"type": ..., "created_at": ..., "organization_id": ..., "actor_type": ...}}}
+
+       query_archive.py --lines FILE... — DuckDB's own gzip reader decodes each object and prints
+{"<file>": ["<line>", ...]}: every line as text, untouched (no JSON parsing), in file order, so a
+test can compare it byte for byte with what the API served.
 """
 
 import json
@@ -43,5 +47,27 @@ def main(root: str) -> None:
     )
 
 
+def lines(files: list[str]) -> None:
+    con = duckdb.connect()
+    # One VARCHAR column, a delimiter and quote that never occur: DuckDB hands back each line as
+    # it decompressed it.
+    out = {
+        f: [
+            line
+            for (line,) in con.execute(
+                """select line from read_csv(?, columns = {'line': 'VARCHAR'}, delim = E'\\x01',
+                   quote = '', escape = '', header = false, auto_detect = false,
+                   compression = 'gzip', strict_mode = false)""",
+                [f],
+            ).fetchall()
+        ]
+        for f in files
+    }
+    json.dump(out, sys.stdout, ensure_ascii=False)
+
+
 if __name__ == "__main__":
-    main(sys.argv[1])
+    if sys.argv[1] == "--lines":
+        lines(sys.argv[2:])
+    else:
+        main(sys.argv[1])
