@@ -11,7 +11,28 @@ BENCH_TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 
 .PHONY: bench
 
+# The CPU-quota table compares the collector with its build before the libdeflate encoder, the
+# commit BENCH_BEFORE_REV (empty: skip it). Its tree comes out of git into the target directory and
+# is built with the same target directory, so only what changed since is compiled again (a few
+# minutes); its binary is copied aside before the current build takes the name back.
+BENCH_BEFORE_REV ?= 587c5dc
+BENCH_BEFORE_DIR := $(abspath $(BENCH_TARGET_DIR))/bench-before
+BENCH_BEFORE_BIN := $(BENCH_BEFORE_DIR)/anthropic-compliance-collector
+
 bench: venv ## Measure memory, CPU, start-up, requests, wall time, binary size and cost; write BENCHMARKS.md (BENCH_QUICK=1: 10x smaller)
+	@if [ -n "$(BENCH_BEFORE_REV)" ] && git cat-file -e "$(BENCH_BEFORE_REV)^{commit}" 2>/dev/null; then \
+		if [ "$$(cat "$(BENCH_BEFORE_DIR)/rev" 2>/dev/null)" != "$(BENCH_BEFORE_REV)" ]; then \
+			rm -rf "$(BENCH_BEFORE_DIR)" && mkdir -p "$(BENCH_BEFORE_DIR)/src" && \
+			git archive "$(BENCH_BEFORE_REV)" | tar -x -C "$(BENCH_BEFORE_DIR)/src" && \
+			echo "$(BENCH_BEFORE_REV)" > "$(BENCH_BEFORE_DIR)/rev"; \
+		fi && \
+		(cd "$(BENCH_BEFORE_DIR)/src" && CARGO_TARGET_DIR="$(abspath $(BENCH_TARGET_DIR))" \
+			$(CARGO) build --release --locked -p anthropic-compliance-collector --bin anthropic-compliance-collector) && \
+		cp "$(BENCH_TARGET_DIR)/release/anthropic-compliance-collector" "$(BENCH_BEFORE_BIN)"; \
+	else \
+		echo "bench: no commit $(BENCH_BEFORE_REV) here; the quota table has no 'before' row"; rm -f "$(BENCH_BEFORE_BIN)"; \
+	fi
 	$(CARGO) build --release --locked -p anthropic-compliance-collector --bin anthropic-compliance-collector --bin anthropic-compliance-detector
 	$(CARGO) build --release --locked -p compliance-sim -p bench --bin compliance-sim --bin bench
-	BENCH_QUICK=$(BENCH_QUICK) $(BENCH_TARGET_DIR)/release/bench
+	before="$${BENCH_BEFORE_COLLECTOR:-}"; if [ -z "$$before" ] && [ -x "$(BENCH_BEFORE_BIN)" ]; then before="$(BENCH_BEFORE_BIN)"; fi; \
+		BENCH_QUICK=$(BENCH_QUICK) BENCH_BEFORE_COLLECTOR="$$before" $(BENCH_TARGET_DIR)/release/bench

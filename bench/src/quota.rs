@@ -5,8 +5,8 @@
 //! it runs a line of the collector: the function's binary is a two-line shell script that writes
 //! its own pid into `cgroup.procs` and `exec`s the release binary.
 //!
-//! "Before" is another build of the collector (`BENCH_BEFORE_COLLECTOR`, e.g. the commit before
-//! libdeflate), measured the same way when given.
+//! "Before" is another build of the collector (`BENCH_BEFORE_COLLECTOR`: `make bench` builds the
+//! commit before libdeflate, `BENCH_BEFORE_REV`, and passes it), measured the same way when given.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -112,7 +112,7 @@ fn wrapper(dir: &Path, label: &str, procs: &Path, binary: &Path) -> Result<PathB
 /// Runs the scenario for the bench's collector and, when given, the "before" build.
 pub async fn measure(bench: &mut Bench, seed: u64) -> Result<Quota, Error> {
     let mut builds = vec![("after (libdeflate)".to_owned(), bench.collector.clone())];
-    if let Some(before) = std::env::var_os("BENCH_BEFORE_COLLECTOR") {
+    if let Some(before) = std::env::var_os("BENCH_BEFORE_COLLECTOR").filter(|v| !v.is_empty()) {
         builds.push(("before (miniz_oxide)".to_owned(), PathBuf::from(before)));
     }
     let probe = match Cgroup::create("acc-bench-probe", 0.5) {
