@@ -28,11 +28,12 @@ test: venv ## Run every test: unit, adapters on moto and the simulator, end to e
 	$(CARGO) build --workspace --all-targets --locked
 	$(CARGO) test --workspace --locked
 
-lint: ## cargo fmt --check, clippy -D warnings, cfn-lint, sam validate --lint and sigma check on every rule
+lint: ## cargo fmt --check, clippy -D warnings, cfn-lint, sam validate --lint, sigma check on every rule and checkov on the template
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	$(MAKE) validate
 	$(MAKE) sigma-check
+	$(MAKE) checkov
 
 check: lint test ## Everything CI runs
 
@@ -42,7 +43,7 @@ demo: venv ## Run the collector and the detector end to end on local services (s
 
 clean: ## Remove build outputs and virtualenvs
 	$(CARGO) clean
-	rm -rf $(VENV) .venv-sam .aws-sam
+	rm -rf $(VENV) .venv-sam .venv-checkov .aws-sam
 
 # Deployment (deploy.mk), the chaos suite (chaos.mk) and the benchmarks (bench.mk).
 include $(sort $(wildcard mk/*.mk))

@@ -188,3 +188,27 @@ fn every_alarm_watches_a_metric_the_code_emits() {
         );
     }
 }
+
+#[test]
+fn the_deploy_guides_parameter_table_lists_every_template_parameter_with_its_default() {
+    // GIVEN the table under "## Parameters" in docs/deploy.md: | `Name` | default | meaning |
+    let guide = read("docs/deploy.md");
+    let section = guide.split("\n## Parameters").nth(1).unwrap().split("\n## ").next().unwrap();
+    let rows = table_rows(section);
+    // THEN it lists exactly the template's parameters, each with the template's default
+    let t = template();
+    let parameters = t["Parameters"].as_hash().unwrap();
+    let mut listed: Vec<&str> = rows.iter().map(|(n, _, _)| n.as_str()).collect();
+    listed.sort_unstable();
+    let mut declared: Vec<&str> = parameters.keys().map(|k| k.as_str().unwrap()).collect();
+    declared.sort_unstable();
+    assert_eq!(listed, declared, "docs/deploy.md's parameter table and template.yaml's Parameters");
+    // (table_rows reads a three-column table as name, default with its backticks, meaning)
+    for (name, default, _) in &rows {
+        let default = default.trim_matches('`');
+        let p = &parameters[&Yaml::String(name.clone())];
+        let expected = scalar(&p["Default"]).unwrap_or_default();
+        let expected = if expected.is_empty() { "(empty)".to_owned() } else { expected };
+        assert_eq!(default, expected, "{name}'s default in docs/deploy.md");
+    }
+}
