@@ -58,6 +58,7 @@ impl RunError {
                     FeedError::RateLimited { .. } => "ApiRateLimited",
                     FeedError::Unavailable { .. } | FeedError::DeadlineReached => "ApiUnavailable",
                     FeedError::InvalidPage { .. } => "ApiResponseInvalid",
+                    FeedError::RecordTooLarge { .. } => "ActivityTooLarge",
                 },
                 SyncError::Archive(a) => match a {
                     SinkError::BucketNotFound { .. } => "BucketNotFound",

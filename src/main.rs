@@ -17,6 +17,7 @@ use anthropic_compliance_collector::aws;
 use anthropic_compliance_collector::clock::SystemClock;
 use anthropic_compliance_collector::config::Config;
 use anthropic_compliance_collector::error::RunError;
+use anthropic_compliance_collector::feed::budget::BodyBudget;
 use anthropic_compliance_collector::feed::http::HttpClient;
 use anthropic_compliance_collector::feed::retry::Backoff;
 use anthropic_compliance_collector::handler::{Collector, Identity};
@@ -102,7 +103,8 @@ async fn build(config: Config) -> Result<AwsCollector, lambda_runtime::Error> {
             config.max_requests_per_minute,
             SystemClock,
             Backoff::DOCUMENTED,
-        )?,
+        )?
+        .with_body_budget(BodyBudget::from_env()),
         sink: S3Sink::new(
             aws_sdk_s3::Client::from_conf(s3),
             &config.output_bucket,

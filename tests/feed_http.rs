@@ -8,6 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use anthropic_compliance_collector::clock::{Clock, Deadline, SystemClock};
+use anthropic_compliance_collector::feed::budget::BodyBudget;
 use anthropic_compliance_collector::feed::http::{FAILED_ATTEMPTS_FOR_UNAVAILABLE, HttpClient};
 use anthropic_compliance_collector::feed::retry::Backoff;
 use anthropic_compliance_collector::feed::{
@@ -443,4 +444,82 @@ async fn an_absurd_retry_after_is_capped_not_a_crash() {
         other => panic!("expected RateLimited, got {other:?}"),
     }
     assert_eq!(requests.load(Ordering::SeqCst), 1);
+}
+
+/// The `limit` of every page request the simulator answered, in order.
+fn limits_requested(sim: &Simulator) -> Vec<u32> {
+    sim.requests()
+        .iter()
+        .filter_map(|r| r.query.split('&').find_map(|p| p.strip_prefix("limit=")))
+        .filter_map(|l| l.parse().ok())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_body_over_the_budget_is_refused_by_its_length_and_asked_again_with_half_the_limit() {
+    // GIVEN 200 activities and a body budget a third of their bytes
+    let (sim, server) = simulator().await;
+    let ids = sim.generate(&GenerateSpec {
+        count: 200,
+        from: hours_ago(2),
+        to: hours_ago(1),
+        hidden: false,
+    });
+    let total: usize = sim.activities().iter().map(|a| a.raw.len()).sum();
+    let budget = BodyBudget::from_bytes(total as u64 / 3);
+    let http = client(&server).with_body_budget(budget);
+    let key = parse_secret(KEY).unwrap();
+    let feed = http.with_key(&key);
+    // WHEN paged asking for 200 at a time
+    let mut q = query(hours_ago(3), hours_ago(0), 200);
+    let mut seen = Vec::new();
+    let mut refused = 0;
+    loop {
+        let (page, stats) = feed.fetch(&q, deadline(30)).await.both().unwrap();
+        refused += stats.pages_refused_too_large;
+        seen.extend(page.activities.into_iter().map(|a| a.id));
+        if !page.has_more {
+            break;
+        }
+        q.after = page.last_id.clone();
+    }
+    // THEN 200 and 100 were refused, each refusal halved the limit, which never grew back (the
+    // simulator records each call as an activity, so the window grows as it is read)
+    let limits = limits_requested(&sim);
+    assert_eq!(&limits[..3], &[200, 100, 50], "{limits:?}");
+    assert!(limits.windows(2).all(|w| w[1] == w[0] || w[1] == w[0] / 2), "{limits:?}");
+    let halvings = limits.windows(2).filter(|w| w[1] < w[0]).count();
+    assert_eq!(refused as usize, halvings, "{limits:?}");
+    // AND every generated activity came exactly once
+    for id in &ids {
+        assert_eq!(seen.iter().filter(|s| *s == id).count(), 1, "{id}");
+    }
+}
+
+#[tokio::test]
+async fn an_activity_alone_over_the_budget_fails_the_fetch_naming_its_id() {
+    // GIVEN one activity of 64 KiB and a budget of 16 KiB
+    let (sim, server) = simulator().await;
+    let at = hours_ago(2);
+    let raw = format!(
+        r#"{{"id":"activity_big01","created_at":"{at}","organization_id":null,"organization_uuid":null,"actor":{{"type":"system_actor","service":"x"}},"type":"claude_file_uploaded","padding":"{}"}}"#,
+        "x".repeat(64 << 10)
+    );
+    sim.insert_raw(&raw, false).unwrap();
+    let http = client(&server).with_body_budget(BodyBudget::from_bytes(16 << 10));
+    let key = parse_secret(KEY).unwrap();
+    // WHEN fetched at any limit
+    let (result, stats) =
+        http.with_key(&key).fetch(&query(hours_ago(3), hours_ago(0), 4), deadline(30)).await;
+    // THEN 4, 2 and 1 were refused, and the fetch fails naming the activity
+    assert_eq!(limits_requested(&sim), [4, 2, 1]);
+    assert_eq!(stats.pages_refused_too_large, 3);
+    match result {
+        Err(FeedError::RecordTooLarge { id, after, budget, size, .. }) => {
+            assert_eq!(id.as_deref(), Some("activity_big01"));
+            assert_eq!((after, budget), (None, 16 << 10));
+            assert!(size.bytes() > 64 << 10, "{size}");
+        }
+        other => panic!("expected RecordTooLarge, got {other:?}"),
+    }
 }

@@ -14,9 +14,10 @@ use reqwest::Url;
 use reqwest::header::{HeaderMap, HeaderValue};
 
 use super::body_pool::BodyPool;
+use super::budget::{BodyBudget, first_activity_id, halve};
 use super::query::{ACTIVITIES_PATH, query_string};
 use super::retry::{Backoff, Decision, Failure, decide};
-use super::{ActivityFeed, FeedClient, FeedError, Page, PageQuery, RequestStats};
+use super::{ActivityFeed, BodySize, FeedClient, FeedError, Page, PageQuery, RequestStats};
 use crate::clock::{Clock, Deadline};
 // Also at its old path, for callers not yet moved to `crate::error` (the detector branch).
 pub use crate::error::error_chain;
@@ -60,6 +61,8 @@ pub struct HttpClient<C> {
     /// Buffers of earlier bodies for the next pages: a body of several MB is read into memory
     /// already mapped, not into a fresh allocation the kernel must fault in page by page.
     bodies: Arc<BodyPool>,
+    /// No body larger than this is read whole (see [`super::budget`]).
+    body_budget: BodyBudget,
 }
 
 /// At most this many body buffers are kept. The pool never holds more than were in use at once
@@ -103,12 +106,18 @@ impl<C: Clock> HttpClient<C> {
             page_limit_cap: AtomicU32::new(u32::MAX),
             bodies: BodyPool::new(SPARE_BODIES, SPARE_BODY_BYTES),
             jitter: Mutex::new(fastrand::Rng::new()),
+            body_budget: BodyBudget::OUTSIDE_LAMBDA,
         })
     }
 
     /// This client with its retry jitter drawn from `seed`, so tests can repeat a schedule.
     pub fn with_jitter_seed(self, seed: u64) -> HttpClient<C> {
         HttpClient { jitter: Mutex::new(fastrand::Rng::with_seed(seed)), ..self }
+    }
+
+    /// This client with its page bodies bounded by `budget` (from the function's memory).
+    pub fn with_body_budget(self, budget: BodyBudget) -> HttpClient<C> {
+        HttpClient { body_budget: budget, ..self }
     }
 
     /// The URL of the page `query` names, asking for at most `limit` activities.
@@ -130,7 +139,7 @@ impl<C: Clock> HttpClient<C> {
             header.set_sensitive(true);
             header
         });
-        HttpFeed { client: self, key }
+        HttpFeed { client: self, key, page_limit: AtomicU32::new(u32::MAX) }
     }
 
     /// Reads the `anthropic-ratelimit-*` headers: when less than a tenth of the organization's
@@ -189,6 +198,11 @@ pub struct HttpFeed<'a, C> {
     client: &'a HttpClient<C>,
     /// `None` for a key that is no header value ([`crate::secrets::parse_secret`] admits none).
     key: Option<HeaderValue>,
+    /// This run's largest `limit` since a body over the budget: halved at each such body, and
+    /// doubled back after a full page that took at most a quarter of the budget
+    /// ([`BodyBudget::may_grow`]). A run starts again from the query's own limit: a burst of
+    /// large activities costs the next run one refused request, not its speed.
+    page_limit: AtomicU32,
 }
 
 impl<C: Clock> ActivityFeed for HttpFeed<'_, C> {
@@ -237,14 +251,55 @@ impl<C: Clock> HttpFeed<'_, C> {
             } else {
                 client.page_limit_cap.load(Ordering::Relaxed)
             };
-            let limit = query.limit.min(cap);
+            let limit = query.limit.min(cap).min(self.page_limit.load(Ordering::Relaxed)).max(1);
             let url = client.page_url(query, limit);
             let timeout = REQUEST_TIMEOUT.min(deadline.remaining(client.clock.now()));
             stats.requests += 1;
             let failed = match self.attempt(key, &url, timeout).await {
-                Ok(Attempt::Page { page, request_id, remaining }) => {
+                Ok(Attempt::Page { page, request_id, remaining, body_bytes }) => {
                     let served = Served { request_id, remaining, attempt, trying_legacy_limit };
+                    self.maybe_grow(limit, &page, body_bytes);
                     return Ok(self.served(stats, page, served));
+                }
+                Ok(Attempt::TooLarge { request_id, remaining, size, id }) => {
+                    self.record_call(stats, request_id.as_deref());
+                    stats.pages_refused_too_large += 1;
+                    stats.rate_limit_remaining = remaining.or(stats.rate_limit_remaining);
+                    let budget = client.body_budget.bytes();
+                    if limit <= 1 {
+                        tracing::error!(
+                            request_id = request_id.as_deref().unwrap_or("-"),
+                            activity_id = id.as_deref().unwrap_or("-"),
+                            cursor = query.after.as_deref().unwrap_or("-"),
+                            bytes = size.bytes(),
+                            budget,
+                            "one activity alone is over the page body budget: the run stops here without advancing"
+                        );
+                        let after = query.after.clone();
+                        let from = query.from;
+                        return Err(FeedError::RecordTooLarge {
+                            id,
+                            after,
+                            from,
+                            size,
+                            budget,
+                            request_id,
+                        });
+                    }
+                    let smaller = halve(limit);
+                    self.page_limit.fetch_min(smaller, Ordering::Relaxed);
+                    tracing::warn!(
+                        request_id = request_id.as_deref().unwrap_or("-"),
+                        body = %size,
+                        budget,
+                        limit,
+                        new_limit = smaller,
+                        "page body over the budget, not read; asking for the same page with a smaller limit"
+                    );
+                    // Not a failure: the same page again at once (paced), the retry count afresh.
+                    attempt = 0;
+                    last_failure = None;
+                    continue;
                 }
                 Ok(Attempt::Invalid { request_id, source }) => {
                     return Err(self.unreadable(stats, request_id, source));
@@ -274,6 +329,28 @@ impl<C: Clock> HttpFeed<'_, C> {
             let (wait, last) = self.retry_or_stop(failed, attempt, deadline)?;
             last_failure = Some(last);
             client.clock.sleep(wait).await;
+        }
+    }
+
+    /// After a full page far below the budget, the run's limit doubles back towards the query's.
+    fn maybe_grow(&self, limit: u32, page: &Page, body_bytes: u64) {
+        let current = self.page_limit.load(Ordering::Relaxed);
+        let full = u32::try_from(page.activities.len()).is_ok_and(|n| n >= limit);
+        if current == u32::MAX || !full || !self.client.body_budget.may_grow(body_bytes) {
+            return;
+        }
+        let larger = limit.saturating_mul(2);
+        if self
+            .page_limit
+            .compare_exchange(current, larger, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            tracing::info!(
+                body_bytes,
+                limit,
+                new_limit = larger,
+                "pages well below the body budget; asking for more per page"
+            );
         }
     }
 
@@ -365,12 +442,34 @@ impl<C: Clock> HttpFeed<'_, C> {
         let remaining = header_str(&headers, "anthropic-ratelimit-requests-remaining")
             .and_then(|v| v.parse().ok());
         self.client.observe_rate_limit(&headers, remaining);
+        let budget = self.client.body_budget.bytes();
+        if status.is_success()
+            && let Some(announced) = response.content_length()
+            && announced > budget
+        {
+            // Refused unread but for its first bytes, which may name the first activity.
+            let head = read_head(response).await;
+            let id = first_activity_id(&head);
+            return Ok(Attempt::TooLarge {
+                request_id,
+                remaining,
+                size: BodySize::Announced(announced),
+                id,
+            });
+        }
         let mut body = self.client.bodies.take();
-        read_body(response, &mut body).await?;
+        let read = read_body(response, &mut body, budget).await?;
         if status.is_success() {
+            if let BodyRead::Cut { read } = read {
+                let id = first_activity_id(&body);
+                drop(body);
+                let size = BodySize::CutAfter(read);
+                return Ok(Attempt::TooLarge { request_id, remaining, size, id });
+            }
+            let body_bytes = body.len() as u64;
             // The page's activities share the body; it returns to the pool once they are written.
             return Ok(match Page::parse(self.client.bodies.share(body)) {
-                Ok(page) => Attempt::Page { page, request_id, remaining },
+                Ok(page) => Attempt::Page { page, request_id, remaining, body_bytes },
                 Err(source) => Attempt::Invalid { request_id, source },
             });
         }

@@ -6,6 +6,7 @@
 //! policy, the run's outcome and the operator's message all agree on what a failure means.
 
 pub mod body_pool;
+pub mod budget;
 pub mod http;
 pub mod page;
 pub mod query;
@@ -49,6 +50,9 @@ pub struct RequestStats {
     pub server_errors: u32,
     pub client_errors: u32,
     pub transport_errors: u32,
+    /// Pages whose body was over the body budget ([`budget::BodyBudget`]): refused by their
+    /// `content-length` or cut while streaming, then asked for again with half the `limit`.
+    pub pages_refused_too_large: u32,
     /// The `request-id` and time of every page served (2xx): each is recorded by the API as a
     /// `compliance_api_accessed` activity (the canary).
     pub responses: Vec<(String, Timestamp)>,
@@ -123,7 +127,50 @@ pub enum FeedError {
         #[source]
         source: PageError,
     },
+    /// One activity alone is larger than the page body budget: even a page of `limit=1` is over
+    /// it. The run stops without advancing past it; `id` is the activity's when the body's first
+    /// bytes name it, `after` the cursor it follows (`None`: the start of the window at `from`).
+    #[error(
+        "an activity ({}) after cursor {} (window from {from}) alone is {size}, more than the page body budget of {budget} bytes (a quarter of AWS_LAMBDA_FUNCTION_MEMORY_SIZE); raise the function's memory (request-id {request_id:?})",
+        id.as_deref().map_or_else(|| "id unknown: its body does not start with it".to_owned(), |id| format!("id {id}")),
+        after.as_deref().unwrap_or("none")
+    )]
+    RecordTooLarge {
+        id: Option<String>,
+        after: Option<String>,
+        from: jiff::Timestamp,
+        size: BodySize,
+        budget: u64,
+        request_id: Option<String>,
+    },
     /// No time was left to even try.
     #[error("no time left before the invocation's deadline to fetch a page")]
     DeadlineReached,
+}
+
+/// How much of a body over the budget was known: its announced length, or the bytes read when
+/// it was cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodySize {
+    /// Refused by its `content-length`, nothing read.
+    Announced(u64),
+    /// Chunked (no `content-length`): cut once this many bytes had come.
+    CutAfter(u64),
+}
+
+impl std::fmt::Display for BodySize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BodySize::Announced(n) => write!(f, "{n} bytes (content-length)"),
+            BodySize::CutAfter(n) => write!(f, "more than {n} bytes (cut while streaming)"),
+        }
+    }
+}
+
+impl BodySize {
+    pub fn bytes(self) -> u64 {
+        match self {
+            BodySize::Announced(n) | BodySize::CutAfter(n) => n,
+        }
+    }
 }

@@ -61,6 +61,8 @@ pub struct RunReport {
     /// Activities indexed later than the overlap, found by reconciling an hour against the archive
     /// and delivered then.
     pub late_beyond_overlap: u64,
+    /// Pages over the body budget, asked for again with half the `limit`.
+    pub pages_refused_too_large: u32,
     /// Times the API refused a cursor (400) and the window was read again from its position.
     pub cursor_restarts: u32,
     /// Activities that record the Compliance API or its logging being switched off.
@@ -90,6 +92,7 @@ impl RunReport {
         self.api_server_errors += stats.server_errors;
         self.api_client_errors += stats.client_errors;
         self.api_transport_errors += stats.transport_errors;
+        self.pages_refused_too_large += stats.pages_refused_too_large;
         if stats.request_id.is_some() {
             self.last_request_id = stats.request_id;
         }
@@ -117,6 +120,7 @@ impl RunReport {
         self.canary_missing += other.canary_missing;
         self.late_beyond_overlap += other.late_beyond_overlap;
         self.cursor_restarts += other.cursor_restarts;
+        self.pages_refused_too_large += other.pages_refused_too_large;
         self.compliance_logging_disabled += other.compliance_logging_disabled;
         self.canary_checked |= other.canary_checked;
         self.dry_run |= other.dry_run;
@@ -221,6 +225,7 @@ mod tests {
             canary_missing: 15,
             late_beyond_overlap: 16,
             cursor_restarts: 17,
+            pages_refused_too_large: 19,
             compliance_logging_disabled: 18,
             dry_run: false,
             start_cursor: Some(None),
@@ -252,7 +257,7 @@ mod tests {
             assert_eq!(value.as_u64(), Some(x + y), "{name}");
             counters += 1;
         }
-        assert_eq!(counters, 17, "{m:?}");
+        assert_eq!(counters, 18, "{m:?}");
         // AND the window spans both, the stop says the run did not catch up, the logs are joined
         assert_eq!(merged.window_from, second.window_from);
         assert_eq!((merged.window_to, merged.watermark), (first.window_to, first.watermark));
@@ -300,6 +305,7 @@ mod tests {
             server_errors: 1,
             client_errors: 0,
             transport_errors: 1,
+            pages_refused_too_large: 1,
             responses: vec![("req_1".into(), at)],
         });
         // WHEN a second fetch came without a page (no request id, no rate-limit reading)
@@ -312,6 +318,7 @@ mod tests {
         );
         assert_eq!(report.last_request_id.as_deref(), Some("req_1"));
         assert_eq!(report.rate_limit_remaining, Some(40));
+        assert_eq!(report.pages_refused_too_large, 1);
         assert_eq!(report.responses, [("req_1".to_owned(), at)]);
     }
 

@@ -9,7 +9,7 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use serde::Deserialize;
 
 use super::super::retry::Failure;
-use super::super::{FeedError, Page, PageError, RequestStats};
+use super::super::{BodySize, FeedError, Page, PageError, RequestStats};
 
 /// What a served page came with.
 pub(super) struct Served {
@@ -89,8 +89,23 @@ pub(super) fn out_of_time(failed_attempts: u32, last: Option<Failed>) -> FeedErr
 }
 
 pub(super) enum Attempt {
-    Page { page: Page, request_id: Option<String>, remaining: Option<u32> },
-    Invalid { request_id: Option<String>, source: PageError },
+    Page {
+        page: Page,
+        request_id: Option<String>,
+        remaining: Option<u32>,
+        body_bytes: u64,
+    },
+    /// A 2xx whose body is over the budget: refused by its length or cut while it streamed.
+    TooLarge {
+        request_id: Option<String>,
+        remaining: Option<u32>,
+        size: BodySize,
+        id: Option<String>,
+    },
+    Invalid {
+        request_id: Option<String>,
+        source: PageError,
+    },
     Status(ErrorResponse),
 }
 
@@ -128,20 +143,58 @@ impl ErrorResponse {
     }
 }
 
+/// Whether a body came whole or was cut at the budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum BodyRead {
+    Whole,
+    /// More than `budget` bytes came: `body` holds the first `budget` of the `read` received,
+    /// and the rest was never read (the connection is dropped with the response).
+    Cut {
+        read: u64,
+    },
+}
+
 /// Reads a body into `body` (empty), sized first from its `content-length`, chunk by chunk: a page
 /// of several MB is copied once, never held twice or grown by doubling (the run's peak memory is
-/// a page's body and its activities).
+/// a page's body and its activities). No more than `budget` bytes are kept: a chunked body is cut
+/// as soon as its bytes pass it.
 pub(super) async fn read_body(
     mut response: reqwest::Response,
     body: &mut Vec<u8>,
-) -> Result<(), reqwest::Error> {
-    let announced = response.content_length().unwrap_or(0).min(PRESIZE_LIMIT);
+    budget: u64,
+) -> Result<BodyRead, reqwest::Error> {
+    let announced = response.content_length().unwrap_or(0).min(PRESIZE_LIMIT).min(budget);
     body.reserve_exact(usize::try_from(announced).unwrap_or(0));
+    let budget = usize::try_from(budget).unwrap_or(usize::MAX);
     while let Some(chunk) = response.chunk().await? {
+        if body.len().saturating_add(chunk.len()) > budget {
+            let read = (body.len() + chunk.len()) as u64;
+            let room = budget.saturating_sub(body.len()).min(chunk.len());
+            body.extend_from_slice(&chunk[..room]);
+            return Ok(BodyRead::Cut { read });
+        }
         body.extend_from_slice(&chunk);
     }
-    Ok(())
+    Ok(BodyRead::Whole)
 }
+
+/// The first bytes of a body refused by its length, enough to hold the first activity's id;
+/// a failure to read them only means the id stays unknown.
+pub(super) async fn read_head(mut response: reqwest::Response) -> Vec<u8> {
+    let mut head = Vec::new();
+    while head.len() < HEAD_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                head.extend_from_slice(&chunk[..chunk.len().min(HEAD_BYTES - head.len())])
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    head
+}
+
+/// Enough for `{"data":[{"id":"activity_…"` with room to spare.
+const HEAD_BYTES: usize = 4096;
 
 /// A `content-length` is trusted for the buffer's first size only up to this.
 pub(super) const PRESIZE_LIMIT: u64 = 64 << 20;
