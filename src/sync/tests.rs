@@ -407,6 +407,49 @@ async fn a_request_refused_without_a_cursor_fails_the_run_without_advancing() {
 }
 
 #[tokio::test]
+async fn an_activity_over_the_body_budget_fails_the_run_and_nothing_past_it_is_committed() {
+    // GIVEN a window of six activities read two a page, whose third activity alone is over the
+    // page body budget (the feed client's RecordTooLarge, on the second and every later fetch)
+    let w = World::new("2026-01-02T00:00:00Z", 2);
+    for i in 0..6 {
+        w.feed.add(&format!("a{i}"), w.clock.now() - minutes(60 - i), true);
+    }
+    let too_large = || FeedError::RecordTooLarge {
+        id: Some("a2".into()),
+        after: Some("pos:a1".into()),
+        from: "2026-01-01T22:45:00Z".parse().unwrap(),
+        size: crate::feed::BodySize::CutAfter(33 << 20),
+        budget: 32 << 20,
+        request_id: None,
+    };
+    w.feed.fail_at.lock().unwrap().extend((2..6).map(|n| (n, too_large as fn() -> FeedError)));
+    // WHEN a run meets it
+    let failed = w.run().await.unwrap_err();
+    // THEN the run fails naming the activity, with the stable error type of an oversized one
+    assert!(
+        matches!(&failed.error, SyncError::Feed(FeedError::RecordTooLarge { id: Some(id), .. }) if id == "a2"),
+        "{failed:?}"
+    );
+    let message = failed.error.to_string();
+    assert!(message.contains("id a2"), "{message}");
+    assert_eq!(crate::error::RunError::Sync(failed.error).error_type(), "ActivityTooLarge");
+    // AND only the page before it is delivered and committed: the cursor stops at a1, no
+    // watermark passes it, no write intent is left open
+    assert_eq!(w.sink.ids(), ["a0", "a1"]);
+    let state = w.store.state().unwrap();
+    assert!(state.pending.is_none());
+    assert_eq!(state.watermark, None);
+    let cursor = state.window.and_then(|w| w.cursor).unwrap();
+    assert!(cursor.ends_with(":a1"), "{cursor}");
+    // AND once the function has the memory for it (the failures end), the next run carries on
+    // from there: every activity once, none missing
+    w.feed.fail_at.lock().unwrap().clear();
+    w.run().await.unwrap();
+    assert_eq!(w.assert_no_duplicates(), 6);
+    w.assert_no_gaps(w.store.state().unwrap().watermark.unwrap());
+}
+
+#[tokio::test]
 async fn a_lost_commit_after_the_write_never_duplicates_even_when_pages_shift() {
     // GIVEN a run that writes a page and then fails to commit it (a crash)
     let w = World::new("2026-01-02T00:00:00Z", 3);
