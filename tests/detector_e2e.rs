@@ -158,7 +158,10 @@ async fn dangerous_activities_reach_the_alert_topic_once_with_their_attributes()
     assert_eq!(burst.len(), 1, "{second:#?}");
     let alert: Value = serde_json::from_str(&burst[0].message).unwrap();
     assert_eq!(alert["count"], 5);
-    assert_eq!(alert["object_keys"].as_array().unwrap().len(), 2, "{alert}");
+    // (two objects, or three when the seeded minutes straddle the top of an hour: objects are
+    // per event hour)
+    let objects = alert["object_keys"].as_array().unwrap().len();
+    assert!((2..=3).contains(&objects), "{alert}");
     assert!(of_rule(&second, ADMIN_KEY_RULE).is_empty());
 
     // AND every match is a finding in the bucket; nothing reached the dead-letter queue
