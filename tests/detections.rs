@@ -168,3 +168,41 @@ fn only_the_correlation_feeders_named_here_stay_silent() {
         ["content_access_failed.yml", "key_created_by_user.yml", "sso_login_failed_for_email.yml"]
     );
 }
+
+#[test]
+fn the_type_prefilter_never_hides_a_match_and_skips_the_rest() {
+    // GIVEN every shipped rule, and every activity of every case file
+    let rules = shipped_rules();
+    // THEN every shipped rule names the activity types it is about (so the detector can skip
+    // the others without building them)
+    let types = rules.types().unwrap_or_else(|| {
+        panic!("rules that may match any type turn the prefilter off: {:?}", rules.unbound_rules())
+    });
+    let mut activities = Vec::new();
+    for meta in rules.metas() {
+        activities.extend(cases_of(meta).into_iter().flat_map(|c| c.activities));
+    }
+    // AND no activity that some rule matches is skipped, whatever the case of its type
+    let mut matched = 0;
+    for a in &activities {
+        let line = a.to_string();
+        if !rules.matching_rule_ids(a).is_empty() {
+            matched += 1;
+            assert!(rules.may_match(line.as_bytes()), "skipped a match: {line}");
+            let shouted = line.replacen(
+                &format!("\"type\":{}", a["type"]),
+                &format!("\"type\":{}", a["type"].to_string().to_uppercase()),
+                1,
+            );
+            assert!(rules.may_match(shouted.as_bytes()), "skipped a match: {shouted}");
+        }
+    }
+    assert!(matched > 45, "{matched} matching activities");
+    // AND a type no rule is about is skipped, while a line without a type is evaluated
+    assert!(!types.contains("chat_created"));
+    assert!(
+        !rules
+            .may_match(br#"{"id":"a","created_at":"2026-01-01T00:00:00Z","type":"chat_created"}"#)
+    );
+    assert!(rules.may_match(br#"{"id":"a","created_at":"2026-01-01T00:00:00Z"}"#));
+}

@@ -12,7 +12,7 @@ use anthropic_compliance_collector::feed::budget::BodyBudget;
 use anthropic_compliance_collector::feed::http::{FAILED_ATTEMPTS_FOR_UNAVAILABLE, HttpClient};
 use anthropic_compliance_collector::feed::retry::Backoff;
 use anthropic_compliance_collector::feed::{
-    ActivityFeed, FeedError, Page, PageQuery, RequestStats,
+    ActivityFeed, BodySize, FeedError, Page, PageQuery, RequestStats,
 };
 use anthropic_compliance_collector::secrets::parse_secret;
 use compliance_sim::{ApiKey, Fault, GenerateSpec, SimConfig, Simulator};
@@ -35,12 +35,21 @@ const FAST: Backoff =
     Backoff { initial: Duration::from_millis(20), max: Duration::from_millis(200) };
 
 async fn simulator() -> (Simulator, compliance_sim::SimServer) {
+    simulator_with(SimConfig::default()).await
+}
+
+/// A simulator that sends every page chunked, without a `content-length`.
+async fn chunked_simulator() -> (Simulator, compliance_sim::SimServer) {
+    simulator_with(SimConfig { chunked: true, ..SimConfig::default() }).await
+}
+
+async fn simulator_with(config: SimConfig) -> (Simulator, compliance_sim::SimServer) {
     let sim = Simulator::new(SimConfig {
         keys: vec![
             ApiKey { key: KEY.into(), has_scope: true },
             ApiKey { key: "sk-ant-api01-no-scope".into(), has_scope: false },
         ],
-        ..SimConfig::default()
+        ..config
     });
     let server = sim.spawn().await.expect("simulator starts");
     (sim, server)
@@ -519,6 +528,104 @@ async fn an_activity_alone_over_the_budget_fails_the_fetch_naming_its_id() {
             assert_eq!(id.as_deref(), Some("activity_big01"));
             assert_eq!((after, budget), (None, 16 << 10));
             assert!(size.bytes() > 64 << 10, "{size}");
+        }
+        other => panic!("expected RecordTooLarge, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_chunked_simulator_sends_pages_without_a_length() {
+    // GIVEN a simulator that streams its pages, with activities to serve
+    let (sim, server) = chunked_simulator().await;
+    sim.generate(&GenerateSpec { count: 50, from: hours_ago(2), to: hours_ago(1), hidden: false });
+    // WHEN a page is asked for directly
+    let response = reqwest::Client::new()
+        .get(format!("{}?limit=50", server.feed_url()))
+        .header("x-api-key", KEY)
+        .header("anthropic-version", compliance_sim::API_VERSION)
+        .send()
+        .await
+        .unwrap();
+    // THEN it comes chunked with no content-length, and whole
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("content-length").is_none());
+    assert_eq!(response.headers()["transfer-encoding"], "chunked");
+    let page: serde_json::Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    assert_eq!(page["data"].as_array().unwrap().len(), 50);
+}
+
+#[tokio::test]
+async fn a_chunked_body_over_the_budget_is_cut_while_streaming_and_asked_again_with_half_the_limit()
+{
+    // GIVEN a simulator that streams its pages, 200 activities and a budget a third of their bytes
+    let (sim, server) = chunked_simulator().await;
+    let ids = sim.generate(&GenerateSpec {
+        count: 200,
+        from: hours_ago(2),
+        to: hours_ago(1),
+        hidden: false,
+    });
+    let total: usize = sim.activities().iter().map(|a| a.raw.len()).sum();
+    let budget = BodyBudget::from_bytes(total as u64 / 3);
+    let http = client(&server).with_body_budget(budget);
+    let key = parse_secret(KEY).unwrap();
+    let feed = http.with_key(&key);
+    // WHEN paged asking for 200 at a time
+    let mut q = query(hours_ago(3), hours_ago(0), 200);
+    let mut seen = Vec::new();
+    let mut refused = 0;
+    loop {
+        let (page, stats) = feed.fetch(&q, deadline(30)).await.both().unwrap();
+        refused += stats.pages_refused_too_large;
+        seen.extend(page.activities.into_iter().map(|a| a.id));
+        if !page.has_more {
+            break;
+        }
+        q.after = page.last_id.clone();
+    }
+    // THEN the bodies of 200 and 100 were cut as they streamed (nothing announced their size),
+    // each cut halved the limit, and every activity came exactly once
+    let limits = limits_requested(&sim);
+    assert_eq!(&limits[..3], &[200, 100, 50], "{limits:?}");
+    let halvings = limits.windows(2).filter(|w| w[1] < w[0]).count();
+    assert_eq!(refused as usize, halvings, "{limits:?}");
+    for id in &ids {
+        assert_eq!(seen.iter().filter(|s| *s == id).count(), 1, "{id}");
+    }
+}
+
+#[tokio::test]
+async fn a_chunked_activity_alone_over_the_budget_is_cut_while_streaming_and_named() {
+    // GIVEN a simulator that streams its pages and makes every activity 64 KiB, budget 16 KiB
+    let large = compliance_sim::LargeRecords { every: 1, bytes: 64 << 10 };
+    let (sim, server) = simulator_with(SimConfig {
+        chunked: true,
+        large_records: Some(large),
+        ..SimConfig::default()
+    })
+    .await;
+    let ids = sim.generate(&GenerateSpec {
+        count: 3,
+        from: hours_ago(2),
+        to: hours_ago(1),
+        hidden: false,
+    });
+    // (the simulator keeps its activities in feed order)
+    let first = sim.activities().first().map(|a| a.id.clone());
+    let http = client(&server).with_body_budget(BodyBudget::from_bytes(16 << 10));
+    let key = parse_secret(KEY).unwrap();
+    // WHEN fetched at a limit of 2
+    let (result, stats) =
+        http.with_key(&key).fetch(&query(hours_ago(3), hours_ago(0), 2), deadline(30)).await;
+    // THEN 2 and 1 were cut while streaming, and the fetch fails naming the first activity
+    assert_eq!(ids.len(), 3);
+    assert_eq!(limits_requested(&sim), [2, 1]);
+    assert_eq!(stats.pages_refused_too_large, 2);
+    match result {
+        Err(FeedError::RecordTooLarge { id, budget, size, .. }) => {
+            assert_eq!(id, first);
+            assert_eq!(budget, 16 << 10);
+            assert!(matches!(size, BodySize::CutAfter(n) if n > 16 << 10), "{size}");
         }
         other => panic!("expected RecordTooLarge, got {other:?}"),
     }

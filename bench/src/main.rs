@@ -11,6 +11,7 @@
 mod cost;
 mod detector;
 mod floor;
+mod pages;
 mod procfs;
 mod proxy;
 mod quota;
@@ -161,6 +162,9 @@ async fn run() -> Result<(), Error> {
     drop(latency_sim);
     let quota = quota::measure(&mut bench, 14).await?;
     drop(sim_small);
+    let pages_n = 20_000 / scale;
+    let pages_length = pages::drain(&mut bench, pages_n, false, 15).await?;
+    let pages_chunked = pages::drain(&mut bench, pages_n, true, 16).await?;
 
     let drains = [
         (drain_small.n, drain_small.first, drain_small.steady),
@@ -183,6 +187,8 @@ async fn run() -> Result<(), Error> {
     figures.push(cost_figure);
     let (quota_figures, quota_section) = quota_figures(&quota);
     figures.extend(quota_figures);
+    let (pages_figures, pages_section) = pages_figures(&[&pages_length, &pages_chunked]);
+    figures.extend(pages_figures);
 
     sections.insert(0, ("How each figure is measured".to_owned(), method_text(quick)));
     sections.push(("Memory over a drain".to_owned(), rss_section));
@@ -190,6 +196,7 @@ async fn run() -> Result<(), Error> {
     sections.push(("gzip level: CPU against storage and transfer".to_owned(), level_section));
     sections.push(("Monthly cost at 100,000 activities a day".to_owned(), cost_section));
     sections.push(("Speed at the function's CPU share".to_owned(), quota_section));
+    sections.push(("Bounded pages: large records at 128 MB".to_owned(), pages_section));
     sections.push(("Start-up runs".to_owned(), startup_table(&startups)));
 
     println!();
@@ -468,6 +475,68 @@ fn detector_figures(
         );
     }
     (figures, section)
+}
+
+/// The large-record drains: whole, within the 128 MB function, with the limits the budget chose.
+fn pages_figures(runs: &[&pages::PagesRun]) -> (Vec<Figure>, String) {
+    let mib = f64::from(pages::MEMORY_MB);
+    let budget = anthropic_compliance_collector::feed::budget::BodyBudget::from_memory_size(
+        u64::from(pages::MEMORY_MB),
+    );
+    let mut figures = Vec::new();
+    let mut s = format!(
+        "A backlog of activities of which one in {} carries {} KiB of padding (the simulator's \
+         `--large-records {}:{}`), drained in one invocation by the release collector with \
+         `AWS_LAMBDA_FUNCTION_MEMORY_SIZE={}`: its page body budget is {} MiB (a quarter of the \
+         memory). A page of {} such activities is about {:.0} MB, over the budget, so the first \
+         is refused (by its `content-length`) or cut (chunked: once its bytes pass the budget) and \
+         asked for again with half the limit. The limits are every page request's `limit`, from \
+         the simulator's access log (`GET /_sim/requests`); peak RSS is the process's `VmHWM`.\n\n\
+         | pages | activities | gzip written | requests | refused or cut | limits asked | wall | CPU | peak RSS |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
+        pages::LARGE_EVERY,
+        pages::LARGE_BYTES / 1024,
+        pages::LARGE_EVERY,
+        pages::LARGE_BYTES,
+        pages::MEMORY_MB,
+        budget.bytes() >> 20,
+        PAGE_LIMIT,
+        f64::from(PAGE_LIMIT) / pages::LARGE_EVERY as f64 * pages::LARGE_BYTES as f64 / 1e6,
+    );
+    for r in runs {
+        let how = if r.chunked { "chunked" } else { "content-length" };
+        let peak = r.run.sample.peak_rss_mib();
+        let delivered = r.run.num("delivered");
+        figures.push(Figure::new(
+            format!(
+                "peak RSS, drain of {} activities (1 in {} of {} KiB) at {} MB, {how} pages",
+                thousands(r.n as u64),
+                pages::LARGE_EVERY,
+                pages::LARGE_BYTES / 1024,
+                pages::MEMORY_MB
+            ),
+            format!(
+                "{peak:.1} MiB, {} delivered; {} refused or cut; limits {}",
+                thousands(delivered),
+                r.refused(),
+                r.limits_text()
+            ),
+            format!("all delivered, < {mib:.0} MiB"),
+            Verdict::of(delivered == r.n as u64 && peak < mib),
+        ));
+        let _ = writeln!(
+            s,
+            "| {how} | {} | {:.1} MB | {} | {} | {} | {:.1} s | {:.2} s | {peak:.1} MiB |",
+            thousands(delivered),
+            r.run.num("bytes_written") as f64 / 1e6,
+            r.run.num("requests"),
+            r.refused(),
+            r.limits_text(),
+            r.run.wall.as_secs_f64(),
+            r.run.sample.cpu.as_secs_f64(),
+        );
+    }
+    (figures, s)
 }
 
 fn startup_figure(startups: &[Startup]) -> Figure {

@@ -132,6 +132,8 @@ pub async fn measure(bench: &mut Bench, seed: u64) -> Result<Quota, Error> {
             t0 - SignedDuration::from_hours(2),
             t0 - SignedDuration::from_mins(10),
         )),
+        chunked: false,
+        large_records: None,
     };
     let sim = bench.start_sim(&options).await?;
     let scratch = std::env::temp_dir().join(testkit::unique_name("acc-bench-quota"));

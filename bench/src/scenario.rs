@@ -128,7 +128,7 @@ impl Bench {
         Ok(sim)
     }
 
-    fn note_function(&mut self, what: &str, env: &[(String, String)], payloads: &str) {
+    pub fn note_function(&mut self, what: &str, env: &[(String, String)], payloads: &str) {
         let shown: Vec<String> = env
             .iter()
             .filter(|(k, _)| {
@@ -175,11 +175,11 @@ pub fn progress(message: &str) {
     eprintln!("[bench] {message}");
 }
 
-fn hours(h: i64) -> SignedDuration {
+pub fn hours(h: i64) -> SignedDuration {
     SignedDuration::from_hours(h)
 }
 
-fn whole_second(t: Timestamp) -> Timestamp {
+pub fn whole_second(t: Timestamp) -> Timestamp {
     Timestamp::from_second(t.as_second()).unwrap_or(t)
 }
 
@@ -203,6 +203,8 @@ pub async fn drain(bench: &mut Bench, n: usize, seed: u64) -> Result<Drain, Erro
         latency_ms: 0,
         rate_limit: 600,
         generate: Some((n, t0 - hours(168), t0 - SignedDuration::from_mins(10))),
+        chunked: false,
+        large_records: None,
     };
     let sim = bench.start_sim(&options).await?;
     let target = bench.target(&format!("drain-{n}")).await?;
@@ -317,6 +319,8 @@ pub async fn latency_sim(
         latency_ms,
         rate_limit: 600,
         generate: Some((n, t0 - hours(169), t0 - hours(1))),
+        chunked: false,
+        large_records: None,
     };
     Ok((bench.start_sim(&options).await?, t0))
 }

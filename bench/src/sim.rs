@@ -23,6 +23,10 @@ pub struct SimOptions {
     pub rate_limit: u32,
     /// Activities generated before it serves: `(count, from, to)`.
     pub generate: Option<(usize, Timestamp, Timestamp)>,
+    /// `--chunked`: pages without a `content-length`.
+    pub chunked: bool,
+    /// `--large-records EVERY:BYTES`.
+    pub large_records: Option<(u64, usize)>,
 }
 
 impl SimOptions {
@@ -40,6 +44,12 @@ impl SimOptions {
             "--latency-ms".to_owned(),
             self.latency_ms.to_string(),
         ];
+        if self.chunked {
+            args.push("--chunked".to_owned());
+        }
+        if let Some((every, bytes)) = self.large_records {
+            args.extend(["--large-records".to_owned(), format!("{every}:{bytes}")]);
+        }
         if let Some((count, from, to)) = &self.generate {
             args.extend([
                 "--generate".to_owned(),
@@ -111,5 +121,25 @@ impl SimProcess {
             .error_for_status()?;
         let answer: Value = serde_json::from_slice(&response.bytes().await?)?;
         Ok(answer["ids"].as_array().map_or(0, Vec::len))
+    }
+
+    /// `GET /_sim/requests`: the query string and status of every API request answered, in order.
+    pub async fn requests(&self) -> Result<Vec<(String, u16)>, Error> {
+        let response = self
+            .http
+            .get(format!("{}/_sim/requests", self.base_url))
+            .send()
+            .await?
+            .error_for_status()?;
+        let answer: Value = serde_json::from_slice(&response.bytes().await?)?;
+        let records = answer.as_array().ok_or("/_sim/requests is not a list")?;
+        Ok(records
+            .iter()
+            .map(|r| {
+                let query = r["query"].as_str().unwrap_or_default().to_owned();
+                let status = r["status"].as_u64().and_then(|s| u16::try_from(s).ok()).unwrap_or(0);
+                (query, status)
+            })
+            .collect())
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use crate::config::{ApiKey, SimConfig};
+use crate::config::{ApiKey, LargeRecords, SimConfig};
 use crate::generate::GenerateSpec;
 
 pub const USAGE: &str = "\
@@ -26,6 +26,9 @@ OPTIONS:
     --rate-limit N         requests per sliding minute [default: 600]
     --max-page-size N      largest accepted limit [default: 5000]
     --latency-ms N         added to every API response [default: 0]
+    --chunked              send every page chunked, without a content-length
+    --large-records E:B    make one generated activity in E (the first, then every E-th)
+                           at least B bytes, with a padding field `_sim_padding`
     --generate N           generate N activities at start (needs --from and --to)
     --from RFC3339         start of the generated range (inclusive)
     --to RFC3339           end of the generated range (exclusive)
@@ -78,6 +81,14 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, Cli
             Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
             _ => (arg.clone(), None),
         };
+        if flag == "--chunked" {
+            match inline.as_deref() {
+                None | Some("true") => config.chunked = true,
+                Some("false") => config.chunked = false,
+                Some(other) => errors.push(format!("--chunked: invalid value {other:?}")),
+            }
+            continue;
+        }
         let known = [
             "--listen",
             "--seed",
@@ -86,6 +97,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, Cli
             "--rate-limit",
             "--max-page-size",
             "--latency-ms",
+            "--large-records",
             "--generate",
             "--from",
             "--to",
@@ -122,6 +134,10 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, Cli
                     config.latency = Duration::from_millis(ms);
                 }
             }
+            "--large-records" => match value.parse::<LargeRecords>() {
+                Ok(large) => config.large_records = Some(large),
+                Err(why) => errors.push(format!("--large-records: {why}: {value:?}")),
+            },
             "--generate" => generate = parse_value::<usize>(&flag, &value, &mut errors),
             "--from" => from = parse_value::<Timestamp>(&flag, &value, &mut errors),
             "--to" => to = parse_value::<Timestamp>(&flag, &value, &mut errors),
@@ -186,6 +202,19 @@ mod tests {
             Ok(Command::Run(options)) => *options,
             other => panic!("expected a run, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn chunked_bodies_and_large_records_are_options() {
+        let options = run(&["--chunked", "--large-records", "5:40960"]);
+        assert!(options.config.chunked);
+        assert_eq!(options.config.large_records, Some(LargeRecords { every: 5, bytes: 40960 }));
+        assert!(!run(&[]).config.chunked);
+        assert!(run(&[]).config.large_records.is_none());
+        for bad in ["5", "0:10", "5:0", "x:1"] {
+            assert!(parse(&["--large-records", bad]).is_err(), "{bad}");
+        }
+        assert!(parse(&["--chunked=maybe"]).is_err());
     }
 
     #[test]

@@ -28,6 +28,37 @@ pub struct SimConfig {
     pub latency: Duration,
     /// The simulator's wall clock.
     pub clock: Clock,
+    /// Send every 200 body chunked (`transfer-encoding: chunked`, no `content-length`), as a
+    /// server or proxy that streams its answer does: a client can only bound such a body while it
+    /// reads it.
+    pub chunked: bool,
+    /// Make some generated activities large (see [`LargeRecords`]); `None`: as generated.
+    pub large_records: Option<LargeRecords>,
+}
+
+/// One generated activity in `every` (the first, then each `every`-th after it) carries an extra
+/// top-level string field `_sim_padding` of `bytes` bytes of random letters, so that it is at
+/// least that large: pages of such records test a client's memory bound. The rest of the record
+/// is as generated; the padding does not compress away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LargeRecords {
+    pub every: u64,
+    pub bytes: usize,
+}
+
+impl std::str::FromStr for LargeRecords {
+    type Err = String;
+
+    /// `EVERY:BYTES`, e.g. `5:40960`; both at least 1.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (every, bytes) = s.split_once(':').ok_or("expected EVERY:BYTES")?;
+        let every: u64 = every.parse().map_err(|_| "EVERY is not a number")?;
+        let bytes: usize = bytes.parse().map_err(|_| "BYTES is not a number")?;
+        if every == 0 || bytes == 0 {
+            return Err("EVERY and BYTES must be at least 1".to_owned());
+        }
+        Ok(LargeRecords { every, bytes })
+    }
 }
 
 impl Default for SimConfig {
@@ -39,6 +70,8 @@ impl Default for SimConfig {
             max_page_size: 5000,
             latency: Duration::ZERO,
             clock: Clock::system(),
+            chunked: false,
+            large_records: None,
         }
     }
 }

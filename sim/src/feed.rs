@@ -18,7 +18,7 @@ use crate::faults::{Injection, PageFault};
 use crate::page;
 use crate::query::FeedQuery;
 use crate::ratelimit::{Admission, format_reset};
-use crate::reply::{ErrorType, Reply};
+use crate::reply::{ErrorType, Reply, Wire};
 use crate::simulator::{KeyInfo, RequestRecord, Simulator, State};
 use crate::store::Record;
 
@@ -193,6 +193,9 @@ impl Simulator {
                 Ok(query) => {
                     let page = page::select(state.store.records(), &query);
                     match damage {
+                        None if self.inner.config.chunked => {
+                            Reply::ok(page.to_body(&self.inner.cursors)).with_wire(Wire::Chunked)
+                        }
                         None => Reply::ok(page.to_body(&self.inner.cursors)),
                         Some(fault) => {
                             let (body, wire) =

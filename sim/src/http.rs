@@ -158,6 +158,7 @@ pub(crate) fn into_response(reply: Reply) -> Response {
             }
             Body::from(bytes)
         }
+        Wire::Chunked => Body::from_stream(Chunks { body: Bytes::from(reply.body), at: 0 }),
         Wire::ResetAfter(cut) => {
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(reply.body.len()));
             let mut bytes = reply.body.into_bytes();
@@ -169,6 +170,30 @@ pub(crate) fn into_response(reply: Reply) -> Response {
         }
     };
     (status, headers, body).into_response()
+}
+
+/// The size of each chunk of a chunked body.
+const CHUNK_BYTES: usize = 16 * 1024;
+
+/// A whole body sent as a stream of chunks: with no length known up front, hyper sends it with
+/// `transfer-encoding: chunked`.
+struct Chunks {
+    body: Bytes,
+    at: usize,
+}
+
+impl futures_core::Stream for Chunks {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let at = self.at;
+        if at >= self.body.len() {
+            return Poll::Ready(None);
+        }
+        let end = (at + CHUNK_BYTES).min(self.body.len());
+        self.at = end;
+        Poll::Ready(Some(Ok(self.body.slice(at..end))))
+    }
 }
 
 /// How long a cut body waits after its head, so the head reaches the client before the reset.

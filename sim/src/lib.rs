@@ -45,7 +45,7 @@ mod simulator;
 mod store;
 mod timefmt;
 
-pub use config::{ApiKey, Clock, DEFAULT_API_KEY, ManualClock, SimConfig};
+pub use config::{ApiKey, Clock, DEFAULT_API_KEY, LargeRecords, ManualClock, SimConfig};
 pub use faults::{Fault, RecordField};
 pub use feed::{API_VERSION, FEED_PATH};
 pub use generate::{ACTIVITY_TYPES, GenerateSpec};

@@ -64,6 +64,8 @@ pub(crate) enum Wire {
     ResetAfter(usize),
     /// Send the body with the byte at this offset replaced by 0xFF (never valid UTF-8).
     NonUtf8At(usize),
+    /// Send the body whole but chunked, without a `content-length`.
+    Chunked,
 }
 
 impl Reply {

@@ -46,6 +46,11 @@ pub(crate) struct State {
     pub(crate) store: Store,
     generator: Generator,
     runtime_rng: Rng,
+    /// Draws the padding of large records (its own stream: the rest of the data stays as the
+    /// same seed makes it without padding).
+    padding_rng: Rng,
+    /// Activities generated so far (which of them are large).
+    generated: u64,
     requests_seen: u64,
     pub(crate) limiter: RateLimiter,
     /// Fault slots: `None` serves its request normally.
@@ -94,6 +99,8 @@ impl Simulator {
             store: Store::default(),
             generator: Generator::new(config.seed),
             runtime_rng: Rng::stream(config.seed, "runtime"),
+            padding_rng: Rng::stream(config.seed, "padding"),
+            generated: 0,
             requests_seen: 0,
             limiter: RateLimiter::new(config.rate_limit_per_minute),
             faults: VecDeque::new(),
@@ -124,11 +131,18 @@ impl Simulator {
     /// Deterministic for a given seed and sequence of `generate` calls.
     pub fn generate(&self, spec: &GenerateSpec) -> Vec<String> {
         let mut state = self.lock();
-        let State { store, generator, .. } = &mut *state;
+        let State { store, generator, padding_rng, generated, .. } = &mut *state;
         let batch = generator.batch(spec, |id| store.contains_id(id));
         let mut ids = Vec::with_capacity(batch.len());
         let mut records = Vec::with_capacity(batch.len());
-        for (id, raw) in batch {
+        let large = self.inner.config.large_records;
+        for (id, mut raw) in batch {
+            if let Some(large) = large {
+                if generated.is_multiple_of(large.every) {
+                    raw = padded(&raw, large.bytes, padding_rng);
+                }
+                *generated += 1;
+            }
             match Record::from_raw(&raw, !spec.hidden) {
                 Ok(record) => {
                     ids.push(id);
@@ -263,6 +277,17 @@ impl State {
     }
 }
 
+/// `raw` (a generated JSON object) with a last field `_sim_padding` of `bytes` random letters.
+fn padded(raw: &str, bytes: usize, rng: &mut Rng) -> String {
+    let body = raw.trim_end().strip_suffix('}').unwrap_or(raw);
+    let mut out = String::with_capacity(raw.len() + bytes + 20);
+    out.push_str(body);
+    out.push_str(r#","_sim_padding":""#);
+    out.extend((0..bytes).map(|_| char::from(b'a' + (rng.below(26) as u8))));
+    out.push_str("\"}");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,6 +299,43 @@ mod tests {
             to: "2026-04-02T00:00:00Z".parse().unwrap(),
             hidden,
         }
+    }
+
+    #[test]
+    fn one_activity_in_every_n_is_padded_to_the_size_asked_and_stays_valid_json() {
+        // GIVEN a simulator making one generated activity in five large (1,000 bytes)
+        let large = crate::config::LargeRecords { every: 5, bytes: 1000 };
+        let sim = Simulator::new(SimConfig { large_records: Some(large), ..SimConfig::default() });
+        let plain = Simulator::new(SimConfig::default());
+        // WHEN 12 then 8 activities are generated
+        let mut ids = sim.generate(&spec(12, false));
+        ids.extend(sim.generate(&spec(8, false)));
+        // THEN the 1st, 6th, 11th, 16th in generation order carry the padding, across calls
+        let by_id: std::collections::HashMap<String, String> =
+            sim.activities().into_iter().map(|a| (a.id.clone(), a.raw.clone())).collect();
+        let padded: Vec<usize> = ids
+            .iter()
+            .enumerate()
+            .filter(|(_, id)| by_id[*id].contains("_sim_padding"))
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(padded, [0, 5, 10, 15]);
+        for id in &ids {
+            let v: serde_json::Value = serde_json::from_str(&by_id[id]).unwrap();
+            if let Some(pad) = v.get("_sim_padding") {
+                assert_eq!(pad.as_str().unwrap().len(), 1000);
+                assert!(by_id[id].len() > 1000);
+            }
+        }
+        // AND the rest of the data is what the same seed makes without padding
+        plain.generate(&spec(12, false));
+        plain.generate(&spec(8, false));
+        let plain_ids: Vec<String> = plain.activities().into_iter().map(|a| a.id).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        let mut plain_sorted = plain_ids;
+        plain_sorted.sort();
+        assert_eq!(sorted, plain_sorted);
     }
 
     #[test]

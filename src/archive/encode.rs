@@ -1,4 +1,5 @@
-//! Batches → objects: activities grouped by event hour, each group gzip-compressed NDJSON.
+//! Batches → objects: activities grouped by event hour (a busy hour cut at a size cap), each
+//! group gzip-compressed NDJSON.
 //!
 //! Pure: no I/O but into memory. Each line is the activity's raw JSON as served, then LF; the
 //! object ends with a newline. The reverse, [`decode_activities`], reads an object back (used to
@@ -23,6 +24,13 @@ pub const GZIP_LEVEL: u32 = 6;
 /// How many bytes of NDJSON are read back from the decompressor at a time.
 const FEED_BYTES: usize = 64 * 1024;
 
+/// The most NDJSON one object holds before the hour's next activities start another object (an
+/// activity larger than this is an object alone). It bounds what an object costs in memory while
+/// it is encoded (the NDJSON, then the compressed body), and the detector's memory to read it
+/// back, whatever the hour's volume; every object stays a single gzip member, which readers that
+/// stop at the first member (Python's `zlib.decompress(wbits=31)`) read whole.
+pub const MAX_OBJECT_RAW_BYTES: usize = 1 << 20;
+
 /// Scratch buffers larger than this after an object are given back rather than kept for the next
 /// one: a rare page of large records must not pin its size for the rest of the process.
 const KEEP_SCRATCH_BYTES: usize = 8 * 1024 * 1024;
@@ -45,13 +53,12 @@ pub struct EncodedObject {
 
 /// Encodes activities into objects with libdeflate, one compressor for all of them: libdeflate
 /// compresses a whole buffer at once (it is not a streaming compressor), so the object's NDJSON is
-/// laid out contiguously first, in a scratch buffer kept from object to object, as is the
-/// compressor's output buffer. The result is one standard gzip member (RFC 1952, CRC-32 and
+/// laid out contiguously first, in a scratch buffer kept from object to object, and compressed
+/// straight into the object's body (no second copy). The result is one standard gzip member (RFC 1952, CRC-32 and
 /// length included), read by gunzip, flate2, DuckDB, Athena and every SIEM.
 pub struct Encoder {
     compressor: Compressor,
     ndjson: Vec<u8>,
-    out: Vec<u8>,
 }
 
 impl Default for Encoder {
@@ -72,33 +79,32 @@ impl Encoder {
     }
 
     fn at(level: CompressionLvl) -> Self {
-        Encoder { compressor: Compressor::new(level), ndjson: Vec::new(), out: Vec::new() }
+        Encoder { compressor: Compressor::new(level), ndjson: Vec::new() }
     }
 
-    /// Encodes `activities` (in feed order) into one object per event hour.
+    /// Encodes `activities` (in feed order) into one object per event hour, or several for an
+    /// hour of more than [`MAX_OBJECT_RAW_BYTES`].
     pub fn encode_batch(
         &mut self,
         prefix: &str,
         tag: Option<&str>,
         activities: &[&Activity],
     ) -> io::Result<Vec<EncodedObject>> {
-        hour_groups(activities)
+        groups_of(activities, MAX_OBJECT_RAW_BYTES)
             .map(|group| self.encode_object(prefix, tag, &activities[group]))
             .collect()
     }
 
-    /// Compresses one buffer of NDJSON into one gzip member.
+    /// Compresses one buffer of NDJSON into one gzip member, written straight into the body it
+    /// returns: the body is allocated at libdeflate's bound, then cut to the member's length.
     pub fn gzip(&mut self, ndjson: &[u8]) -> io::Result<Vec<u8>> {
-        self.out.clear();
-        self.out.resize(self.compressor.gzip_compress_bound(ndjson.len()), 0);
+        let mut body = vec![0; self.compressor.gzip_compress_bound(ndjson.len())];
         let n = self
             .compressor
-            .gzip_compress(ndjson, &mut self.out)
+            .gzip_compress(ndjson, &mut body)
             .map_err(|e| io::Error::other(format!("libdeflate: {e}")))?;
-        let body = self.out[..n].to_vec();
-        if self.out.capacity() > KEEP_SCRATCH_BYTES {
-            self.out = Vec::new();
-        }
+        body.truncate(n);
+        body.shrink_to_fit();
         Ok(body)
     }
 
@@ -150,23 +156,33 @@ pub fn encode_batch(
 }
 
 /// Cuts activities (in feed order) into consecutive runs of at most `max_objects` objects each,
-/// as [`Encoder::encode_batch`] would group them (one object per event hour). A page of a sparse
+/// as [`Encoder::encode_batch`] would group them (one object per event hour, cut at the size cap). A page of a sparse
 /// backfill can span thousands of hours: each run is written under its own write intent, whose
 /// keys must fit in the state item and whose writes must fit in the write window.
 pub fn split_by_objects(activities: &[&Activity], max_objects: usize) -> Vec<Range<usize>> {
-    let groups: Vec<Range<usize>> = hour_groups(activities).collect();
+    let groups: Vec<Range<usize>> = groups_of(activities, MAX_OBJECT_RAW_BYTES).collect();
     groups
         .chunks(max_objects.max(1))
         .filter_map(|run| Some(run.first()?.start..run.last()?.end))
         .collect()
 }
 
-/// The consecutive runs of activities of one event hour: one object each.
-fn hour_groups(activities: &[&Activity]) -> impl Iterator<Item = Range<usize>> {
+/// The consecutive runs of activities of one event hour whose NDJSON (a line and its newline
+/// each) stays within `max_raw` bytes: one object each. A run always holds at least one activity,
+/// so one larger than `max_raw` is a run alone.
+fn groups_of(activities: &[&Activity], max_raw: usize) -> impl Iterator<Item = Range<usize>> {
     let mut start = 0;
     std::iter::from_fn(move || {
         let hour = hour_of(activities.get(start)?.created_at);
-        let len = activities[start..].iter().take_while(|a| hour_of(a.created_at) == hour).count();
+        let mut raw = 0;
+        let len = activities[start..]
+            .iter()
+            .enumerate()
+            .take_while(|(i, a)| {
+                raw += a.raw.len() + 1;
+                hour_of(a.created_at) == hour && (*i == 0 || raw <= max_raw)
+            })
+            .count();
         start += len;
         Some(start - len..start)
     })
@@ -319,6 +335,65 @@ mod tests {
     }
 
     #[test]
+    fn a_busy_hour_is_cut_into_objects_of_at_most_the_cap_each_a_single_gzip_member() {
+        // GIVEN one hour of 3.5 MiB of NDJSON, then one activity in the next hour
+        let pad = "z".repeat(1000);
+        let mut a: Vec<Activity> = (0..3600)
+            .map(|i| Activity {
+                raw: format!(r#"{{"id":"b{i}","n":{i},"pad":"{pad}"}}"#).into(),
+                ..activity(&format!("b{i}"), "2026-01-01T09:00:00Z")
+            })
+            .collect();
+        a.push(activity("next", "2026-01-01T10:00:00Z"));
+        let refs: Vec<&Activity> = a.iter().collect();
+        // WHEN encoded
+        let objects = encode_batch("p/", None, &refs).unwrap();
+        // THEN the hour is four objects of at most the cap each, in feed order and with keys of
+        // their own, then one for the next hour; each is one gzip member holding its lines only
+        assert_eq!(objects.len(), 5);
+        let mut keys: Vec<&str> = objects.iter().map(|o| o.key.as_str()).collect();
+        keys.dedup();
+        assert_eq!(keys.len(), 5);
+        let mut at = 0;
+        for object in &objects {
+            assert!(object.raw_bytes <= MAX_OBJECT_RAW_BYTES, "{}", object.raw_bytes);
+            let group = &a[at..at + object.activities];
+            assert_eq!(object.first_id, group[0].id);
+            at += object.activities;
+            let mut one_member = Vec::new();
+            let mut decoder = flate2::read::GzDecoder::new(&object.body[..]);
+            decoder.read_to_end(&mut one_member).unwrap();
+            let expected: Vec<u8> =
+                group.iter().flat_map(|x| [&x.raw[..], b"\n"].concat()).collect();
+            assert_eq!(one_member, expected);
+        }
+        assert_eq!(at, a.len());
+        assert!(objects[..3].iter().all(|o| o.raw_bytes > MAX_OBJECT_RAW_BYTES - 1100));
+        assert!(objects[4].key.contains("hour=10/"));
+        // AND split_by_objects groups the same way
+        assert_eq!(split_by_objects(&refs, 2).len(), 3);
+    }
+
+    #[test]
+    fn an_activity_larger_than_the_cap_is_an_object_alone() {
+        // GIVEN a small activity, one of twice the cap, then another small one, in one hour
+        let big = Activity {
+            raw: format!(r#"{{"id":"big","pad":"{}"}}"#, "y".repeat(2 * MAX_OBJECT_RAW_BYTES))
+                .into(),
+            ..activity("big", "2026-01-01T09:00:01Z")
+        };
+        let a =
+            [activity("s1", "2026-01-01T09:00:00Z"), big, activity("s2", "2026-01-01T09:00:02Z")];
+        let refs: Vec<&Activity> = a.iter().collect();
+        // WHEN encoded
+        let objects = encode_batch("p/", None, &refs).unwrap();
+        // THEN three objects: the large one alone, the others on either side
+        let ids: Vec<(&str, usize)> =
+            objects.iter().map(|o| (o.first_id.as_str(), o.activities)).collect();
+        assert_eq!(ids, [("s1", 1), ("big", 1), ("s2", 1)]);
+    }
+
+    #[test]
     fn a_large_object_does_not_pin_its_buffers() {
         // GIVEN one object of 10 MB of NDJSON, more than the scratch buffers keep
         let big = Activity {
@@ -333,7 +408,7 @@ mod tests {
         flate2::read::GzDecoder::new(&objects[0].body[..]).read_to_end(&mut text).unwrap();
         assert_eq!(text.len(), big.raw.len() + 1);
         assert!(encoder.ndjson.capacity() <= KEEP_SCRATCH_BYTES);
-        assert!(encoder.out.capacity() <= KEEP_SCRATCH_BYTES);
+        assert!(objects[0].body.len() * 4 < big.raw.len(), "the body is cut to the member");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! retried batch harmless.
 
 pub mod encode;
+pub mod inflate;
 pub mod key;
 pub mod s3;
 

@@ -4,7 +4,8 @@
 //! Lines are streamed (one parsed line at a time, whatever the object's size); only what matched
 //! is kept: the alert of a detection rule, and for a correlation the compact [`Entry`] plus the
 //! activity's raw JSON for the first few entries of each group (an alert carries at most
-//! [`MAX_ACTIVITIES`] activities). rsigma's engine indexes the rules by their exact-match values,
+//! [`MAX_ACTIVITIES`] activities). A line whose `type` no rule can match is not parsed at all
+//! ([`super::prefilter`]). rsigma's engine indexes the rules by their exact-match values,
 //! so a line is only tried against the rules its `type` and other fields can match.
 
 use std::collections::{BTreeMap, HashMap};
@@ -128,6 +129,12 @@ impl RuleSet {
             line: number,
             source,
         };
+        if !self.may_match(text) {
+            // Its type is one no rule is about: counted, not parsed (so not checked as JSON
+            // either: the collector wrote it from a page it parsed).
+            into.activities += 1;
+            return Ok(());
+        }
         let event: Value = serde_json::from_slice(text).map_err(json_error)?;
         into.activities += 1;
         let results = self.engine.evaluate(&JsonEvent::borrow(&event));

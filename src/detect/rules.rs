@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use super::prefilter::{self, Types};
 use rsigma_eval::{CompiledRule, Engine, EvalError, compile_rule};
 use rsigma_parser::{
     ConditionExpr, ConditionOperator, CorrelationCondition, CorrelationRule, CorrelationType,
@@ -148,6 +149,11 @@ pub struct RuleSet {
     pub(crate) metas: Vec<RuleMeta>,
     pub(crate) routes: HashMap<String, RuleRoute>,
     pub(crate) correlations: Vec<Correlation>,
+    /// The activity types some detection rule can match. See [`prefilter`].
+    pub(crate) types: Types,
+    /// The files of the rules that may match an activity of any type: while there is one, every
+    /// line is evaluated in full.
+    pub(crate) unbound: Vec<String>,
 }
 
 impl std::fmt::Debug for RuleSet {
@@ -163,7 +169,8 @@ impl std::fmt::Debug for RuleSet {
 struct Accepted {
     file: String,
     pack: String,
-    rules: Vec<(CompiledRule, Option<String>)>,
+    /// Each rule compiled, with its name and the types it can match.
+    rules: Vec<(CompiledRule, Option<String>, Option<Types>)>,
     correlations: Vec<CorrelationRule>,
 }
 
@@ -178,7 +185,7 @@ impl RuleSet {
         for source in sources {
             match accept(source, &ids) {
                 Ok(file) => {
-                    for (rule, _) in &file.rules {
+                    for (rule, _, _) in &file.rules {
                         if let Some(id) = &rule.id {
                             ids.insert(id.clone(), file.file.clone());
                         }
@@ -198,12 +205,14 @@ impl RuleSet {
             metas: Vec::new(),
             routes: HashMap::new(),
             correlations: Vec::new(),
+            types: Types::new(),
+            unbound: Vec::new(),
         };
         // Names resolve to ids across the whole set (a correlation may use a rule of another file).
         let mut by_name: HashMap<String, String> = HashMap::new();
         let mut rule_ids = BTreeSet::new();
         for file in &accepted {
-            for (rule, name) in &file.rules {
+            for (rule, name, _) in &file.rules {
                 if let Some(id) = &rule.id {
                     rule_ids.insert(id.clone());
                     if let Some(name) = name {
@@ -236,8 +245,12 @@ impl RuleSet {
         }
         let mut compiled = Vec::new();
         for (file, resolved) in files {
-            for (rule, _) in file.rules {
+            for (rule, _, types) in file.rules {
                 let Some(id) = rule.id.clone() else { continue };
+                match types {
+                    Some(types) => set.types.extend(types),
+                    None => set.unbound.push(file.file.clone()),
+                }
                 let meta = RuleMeta {
                     id: id.clone(),
                     title: rule.title.clone(),
@@ -285,6 +298,23 @@ impl RuleSet {
 
     pub fn correlations(&self) -> &[Correlation] {
         &self.correlations
+    }
+
+    /// Whether a line is worth a full evaluation: false only when its top-level `type` is one
+    /// that no loaded rule can match. A line that is not JSON, or has no string `type`, is
+    /// always worth it (it is then reported, or evaluated in full).
+    pub fn may_match(&self, line: &[u8]) -> bool {
+        !self.unbound.is_empty() || prefilter::may_match(&self.types, line)
+    }
+
+    /// The activity types the loaded rules can match, or `None` when some rule may match any.
+    pub fn types(&self) -> Option<&Types> {
+        self.unbound.is_empty().then_some(&self.types)
+    }
+
+    /// The files of the rules that may match an activity of any type (see [`prefilter`]).
+    pub fn unbound_rules(&self) -> &[String] {
+        &self.unbound
     }
 }
 
@@ -343,7 +373,7 @@ fn accept(source: RuleSource<'_>, ids: &HashMap<String, String>) -> Result<Accep
             title: rule.title.clone(),
             source,
         })?;
-        rules.push((compiled, rule.name.clone()));
+        rules.push((compiled, rule.name.clone(), prefilter::rule_types(rule)));
     }
     Ok(Accepted {
         file,

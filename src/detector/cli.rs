@@ -10,6 +10,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
+use crate::archive::inflate::Inflater;
 use crate::detect::packs::{self, PackSelection};
 use crate::detect::rules::{CUSTOM_PACK, RuleSet, RuleSource};
 use crate::detect::session::Session;
@@ -112,6 +113,9 @@ pub fn evaluate(args: &[String], stdout: &mut impl Write, stderr: &mut impl Writ
     run(&rules, &args.files, stdout, stderr)
 }
 
+/// Gzip files up to this size are read whole (the archive's objects are far smaller).
+const WHOLE_FILE_BYTES: u64 = 16 << 20;
+
 fn run(
     rules: &RuleSet,
     files: &[PathBuf],
@@ -119,6 +123,8 @@ fn run(
     stderr: &mut impl Write,
 ) -> i32 {
     let mut session = Session::new(rules);
+    let mut inflater = Inflater::new();
+    let mut body = Vec::new();
     let mut alerts = 0usize;
     for path in files {
         let name = path.display().to_string();
@@ -133,7 +139,24 @@ fn run(
                 }
             }
         };
-        let reader: Box<dyn BufRead> = if name.ends_with(".gz") {
+        // A gzip object of the archive's size is read whole and decompressed whole, as the
+        // function reads one; anything else is streamed, whatever its size.
+        let small_gzip = name.ends_with(".gz")
+            && std::fs::metadata(path).is_ok_and(|m| m.len() <= WHOLE_FILE_BYTES);
+        let reader: Box<dyn BufRead> = if small_gzip {
+            body.clear();
+            if let Err(e) = input.take(WHOLE_FILE_BYTES + 1).read_to_end(&mut body) {
+                let _ = writeln!(stderr, "{name}: {e}");
+                return 1;
+            }
+            match inflater.lines(&name, &body) {
+                Ok(reader) => reader,
+                Err(e) => {
+                    let _ = writeln!(stderr, "{name}: {e}");
+                    return 1;
+                }
+            }
+        } else if name.ends_with(".gz") {
             Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(input)))
         } else {
             Box::new(BufReader::new(input))

@@ -11,6 +11,7 @@ use jiff::{SignedDuration, Timestamp, ToSpan};
 use serde_json::{Value, json};
 
 use crate::archive::ObjectSink;
+use crate::archive::inflate::Inflater;
 use crate::archive::key::partition;
 use crate::clock::{Clock, Deadline};
 use crate::detect::alert::digest;
@@ -21,7 +22,7 @@ use crate::telemetry::MetricsSink;
 use super::Detector;
 use super::error::DetectorError;
 use super::ledger::Ledger;
-use super::object::reader_of;
+use super::object::read_error;
 use super::publish::Publisher;
 use super::report::DetectorReport;
 
@@ -49,6 +50,7 @@ where
             &digest(&[from.to_string().as_bytes(), to.to_string().as_bytes()])[..12]
         );
         let mut session = Session::new(rules);
+        let mut inflater = Inflater::new();
         let mut hour = from
             .round(
                 jiff::TimestampRound::new().smallest(jiff::Unit::Hour).mode(jiff::RoundMode::Trunc),
@@ -67,7 +69,9 @@ where
                 }
                 let Some(body) = self.archive.get(&key).await? else { continue };
                 let before = session.activities;
-                let alerts = session.evaluate(&key, reader_of(&key, &body))?;
+                let lines =
+                    inflater.lines(&key, &body).map_err(|source| read_error(&key, source))?;
+                let alerts = session.evaluate(&key, lines)?;
                 report.objects_evaluated += 1;
                 report.activities_evaluated += session.activities - before;
                 report.matches += alerts.len() as u64;

@@ -9,11 +9,9 @@
 //! 3. each fresh alert is claimed, published, then marked, so it is published once unless the
 //!    function dies between publish and mark.
 
-use std::io::{BufRead, BufReader};
-
-use flate2::read::MultiGzDecoder;
 use jiff::{SignedDuration, Timestamp};
 
+use crate::archive::inflate::Inflater;
 use crate::archive::{ObjectSink, PutOutcome};
 use crate::clock::Clock;
 use crate::detect::alert::Alert;
@@ -35,15 +33,6 @@ const COMMIT_ATTEMPTS: u32 = 5;
 pub const ALERT_RECORD_DAYS: i64 = 15;
 /// A correlation group's item outlives its window by this much.
 pub const GROUP_RECORD_DAYS: i64 = 8;
-
-/// How the activities of an object are read: gzip for `.gz` keys, plain otherwise.
-pub fn reader_of<'a>(key: &str, body: &'a [u8]) -> Box<dyn BufRead + 'a> {
-    if key.ends_with(".gz") {
-        Box::new(BufReader::new(MultiGzDecoder::new(body)))
-    } else {
-        Box::new(body)
-    }
-}
 
 impl<R, L, P, M, C> Detector<R, L, P, M, C>
 where
@@ -67,7 +56,11 @@ where
             return Ok(report);
         };
         let mut evaluation = Evaluation::default();
-        rules.evaluate_object(key, reader_of(key, &body), &mut evaluation)?;
+        {
+            let mut inflater = Inflater::new();
+            let lines = inflater.lines(key, &body).map_err(|source| read_error(key, source))?;
+            rules.evaluate_object(key, lines, &mut evaluation)?;
+        }
         drop(body);
         report.objects_evaluated = 1;
         report.activities_evaluated = evaluation.activities;
@@ -188,4 +181,9 @@ where
             }
         }
     }
+}
+
+/// An object that could not be decompressed, as the evaluation reports it.
+pub fn read_error(key: &str, source: std::io::Error) -> crate::detect::evaluate::EvaluateError {
+    crate::detect::evaluate::EvaluateError::Read { object_key: key.to_owned(), source }
 }

@@ -264,7 +264,7 @@ impl<C: Clock> HttpFeed<'_, C> {
                 Ok(Attempt::TooLarge { request_id, remaining, size, id }) => {
                     self.record_call(stats, request_id.as_deref());
                     stats.pages_refused_too_large += 1;
-                    stats.rate_limit_remaining = remaining.or(stats.rate_limit_remaining);
+                    stats.observe_remaining(remaining);
                     let budget = client.body_budget.bytes();
                     if limit <= 1 {
                         tracing::error!(
@@ -362,7 +362,7 @@ impl<C: Clock> HttpFeed<'_, C> {
             self.client.page_limit_cap.store(LEGACY_PAGE_LIMIT, Ordering::Relaxed);
         }
         stats.request_id = served.request_id;
-        stats.rate_limit_remaining = served.remaining.or(stats.rate_limit_remaining);
+        stats.observe_remaining(served.remaining);
         tracing::info!(
             request_id = stats.request_id.as_deref().unwrap_or("-"),
             activities = page.activities.len(),

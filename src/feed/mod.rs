@@ -58,6 +58,14 @@ pub struct RequestStats {
     pub responses: Vec<(String, Timestamp)>,
 }
 
+impl RequestStats {
+    /// Keeps a response's `anthropic-ratelimit-requests-remaining`: the newest reading wins, and
+    /// a response without the header leaves the last one.
+    pub fn observe_remaining(&mut self, remaining: Option<u32>) {
+        self.rate_limit_remaining = remaining.or(self.rate_limit_remaining);
+    }
+}
+
 /// The port the sync core fetches through.
 pub trait ActivityFeed: Send + Sync {
     /// Fetches one page, retrying transient failures for as long as `deadline` allows. The stats

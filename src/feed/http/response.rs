@@ -46,7 +46,7 @@ pub(super) fn count_failed_response(
     response: &ErrorResponse,
     attempt: u32,
 ) {
-    stats.rate_limit_remaining = response.remaining.or(stats.rate_limit_remaining);
+    stats.observe_remaining(response.remaining);
     match response.status {
         429 => stats.throttled += 1,
         400..=499 => stats.client_errors += 1,
