@@ -91,30 +91,63 @@ impl RuleSet {
             .collect()
     }
 
-    /// Evaluates every line of `reader` (the object `object_key`), adding to `into`.
+    /// Evaluates every line of `reader` (the object `object_key`), adding to `into`. Lines are
+    /// taken from the reader's own buffer where they lie whole in it (all of them, for an object
+    /// decompressed whole), and copied only when one straddles two reads.
     pub fn evaluate_object(
         &self,
         object_key: &str,
         mut reader: impl BufRead,
         into: &mut Evaluation,
     ) -> Result<(), EvaluateError> {
-        let mut line = Vec::new();
+        let read_error = |source| EvaluateError::Read { object_key: object_key.to_owned(), source };
+        let mut partial = Vec::new();
         let mut number = 0u64;
         loop {
-            line.clear();
-            let read = reader.read_until(b'\n', &mut line).map_err(|source| {
-                EvaluateError::Read { object_key: object_key.to_owned(), source }
-            })?;
-            if read == 0 {
+            let buf = match reader.fill_buf() {
+                Ok(buf) => buf,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(read_error(e)),
+            };
+            if buf.is_empty() {
+                if !partial.is_empty() {
+                    number += 1;
+                    self.evaluate_text(object_key, number, &partial, into)?;
+                }
                 return Ok(());
             }
-            number += 1;
-            let text = line.trim_ascii();
-            if text.is_empty() {
-                continue;
+            let mut used = 0;
+            while let Some(end) = memchr::memchr(b'\n', &buf[used..]) {
+                number += 1;
+                let line = &buf[used..used + end];
+                if partial.is_empty() {
+                    self.evaluate_text(object_key, number, line, into)?;
+                } else {
+                    partial.extend_from_slice(line);
+                    self.evaluate_text(object_key, number, &partial, into)?;
+                    partial.clear();
+                }
+                used += end + 1;
             }
-            self.evaluate_line(object_key, number, text, into)?;
+            partial.extend_from_slice(&buf[used..]);
+            let consumed = buf.len();
+            reader.consume(consumed);
         }
+    }
+
+    /// One line, blank ones skipped.
+    fn evaluate_text(
+        &self,
+        object_key: &str,
+        number: u64,
+        line: &[u8],
+        into: &mut Evaluation,
+    ) -> Result<(), EvaluateError> {
+        let text = line.trim_ascii();
+        if text.is_empty() {
+            return Ok(());
+        }
+        self.evaluate_line(object_key, number, text, into)
     }
 
     fn evaluate_line(
@@ -299,6 +332,36 @@ mod tests {
         let groups: Vec<_> =
             out.pending.values().map(|p| (p.group.clone(), p.entries.len())).collect();
         assert_eq!(groups, [(vec![Some("a@x".to_owned())], 2), (vec![Some("b@x".to_owned())], 1)]);
+    }
+
+    #[test]
+    fn lines_that_straddle_reads_are_evaluated_as_whole_ones() {
+        // GIVEN an object with blank lines and no final newline, read whole and 7 bytes at a time
+        let text = format!(
+            "{}\n\n{}\n{}",
+            line("a1", "admin_api_key_created", "x@y"),
+            line("a2", "chat_created", "x@y"),
+            line("a3", "admin_api_key_created", "z@y")
+        );
+        let (mut whole, mut pieces) = (Evaluation::default(), Evaluation::default());
+        rules().evaluate_object("k", text.as_bytes(), &mut whole).unwrap();
+        let small = std::io::BufReader::with_capacity(7, text.as_bytes());
+        rules().evaluate_object("k", small, &mut pieces).unwrap();
+        // THEN the same activities and alerts, each carrying its line whole
+        for out in [&whole, &pieces] {
+            assert_eq!(out.activities, 3);
+            let ids: Vec<&str> = out.alerts.iter().map(|a| a.activity_ids[0].as_str()).collect();
+            assert_eq!(ids, ["a1", "a3"]);
+            assert_eq!(
+                out.alerts[1].activities[0].get(),
+                line("a3", "admin_api_key_created", "z@y")
+            );
+        }
+        // AND a broken line is still named by its number, blank lines counted
+        let broken = format!("{}\n\n{{\"id\":", line("a1", "chat_created", "x@y"));
+        let small = std::io::BufReader::with_capacity(5, broken.as_bytes());
+        let e = rules().evaluate_object("k", small, &mut Evaluation::default());
+        assert!(matches!(e, Err(EvaluateError::Json { line: 3, .. })), "{e:?}");
     }
 
     #[test]
