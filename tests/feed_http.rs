@@ -464,22 +464,17 @@ fn limits_requested(sim: &Simulator) -> Vec<u32> {
         .collect()
 }
 
-#[tokio::test]
-async fn a_body_over_the_budget_is_refused_by_its_length_and_asked_again_with_half_the_limit() {
-    // GIVEN 200 activities and a body budget a third of their bytes
-    let (sim, server) = simulator().await;
-    let ids = sim.generate(&GenerateSpec {
-        count: 200,
-        from: hours_ago(2),
-        to: hours_ago(1),
-        hidden: false,
-    });
+/// Pages through every activity of `sim`, 200 at a time, with a body budget a third of their
+/// bytes: the ids seen, in order, and the pages refused or cut for their size.
+async fn page_through_a_third_of_the_bytes(
+    sim: &Simulator,
+    server: &compliance_sim::SimServer,
+) -> (Vec<String>, u32) {
     let total: usize = sim.activities().iter().map(|a| a.raw.len()).sum();
     let budget = BodyBudget::from_bytes(total as u64 / 3);
-    let http = client(&server).with_body_budget(budget);
+    let http = client(server).with_body_budget(budget);
     let key = parse_secret(KEY).unwrap();
     let feed = http.with_key(&key);
-    // WHEN paged asking for 200 at a time
     let mut q = query(hours_ago(3), hours_ago(0), 200);
     let mut seen = Vec::new();
     let mut refused = 0;
@@ -492,6 +487,21 @@ async fn a_body_over_the_budget_is_refused_by_its_length_and_asked_again_with_ha
         }
         q.after = page.last_id.clone();
     }
+    (seen, refused)
+}
+
+#[tokio::test]
+async fn a_body_over_the_budget_is_refused_by_its_length_and_asked_again_with_half_the_limit() {
+    // GIVEN 200 activities and a body budget a third of their bytes
+    let (sim, server) = simulator().await;
+    let ids = sim.generate(&GenerateSpec {
+        count: 200,
+        from: hours_ago(2),
+        to: hours_ago(1),
+        hidden: false,
+    });
+    // WHEN paged asking for 200 at a time
+    let (seen, refused) = page_through_a_third_of_the_bytes(&sim, &server).await;
     // THEN 200 and 100 were refused, each refusal halved the limit, which never grew back (the
     // simulator records each call as an activity, so the window grows as it is read)
     let limits = limits_requested(&sim);
@@ -565,24 +575,8 @@ async fn a_chunked_body_over_the_budget_is_cut_while_streaming_and_asked_again_w
         to: hours_ago(1),
         hidden: false,
     });
-    let total: usize = sim.activities().iter().map(|a| a.raw.len()).sum();
-    let budget = BodyBudget::from_bytes(total as u64 / 3);
-    let http = client(&server).with_body_budget(budget);
-    let key = parse_secret(KEY).unwrap();
-    let feed = http.with_key(&key);
     // WHEN paged asking for 200 at a time
-    let mut q = query(hours_ago(3), hours_ago(0), 200);
-    let mut seen = Vec::new();
-    let mut refused = 0;
-    loop {
-        let (page, stats) = feed.fetch(&q, deadline(30)).await.both().unwrap();
-        refused += stats.pages_refused_too_large;
-        seen.extend(page.activities.into_iter().map(|a| a.id));
-        if !page.has_more {
-            break;
-        }
-        q.after = page.last_id.clone();
-    }
+    let (seen, refused) = page_through_a_third_of_the_bytes(&sim, &server).await;
     // THEN the bodies of 200 and 100 were cut as they streamed (nothing announced their size),
     // each cut halved the limit, and every activity came exactly once
     let limits = limits_requested(&sim);
