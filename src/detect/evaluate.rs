@@ -183,10 +183,9 @@ impl RuleSet {
         let created_at =
             event.get("created_at").and_then(Value::as_str).ok_or_else(|| missing("created_at"))?;
         let at: Timestamp = created_at.parse().map_err(|_| missing("valid created_at"))?;
-        // Valid JSON already, so this only copies the bytes as served.
-        let raw_text = String::from_utf8_lossy(text).into_owned();
-        let raw = RawValue::from_string(raw_text).map_err(json_error)?;
-        let activity = Matched { id, created_at, at, raw: &raw };
+        // The bytes as served, borrowed from the line (an alert copies them).
+        let raw: &RawValue = serde_json::from_slice(text).map_err(json_error)?;
+        let activity = Matched { id, created_at, at, raw };
         for result in results {
             let Some(route) = result.header.rule_id.as_deref().and_then(|id| self.routes.get(id))
             else {
@@ -225,7 +224,7 @@ impl RuleSet {
                     consumed: false,
                 });
                 if pending.raws.len() < RAW_PER_GROUP {
-                    pending.raws.entry(id.to_owned()).or_insert_with(|| raw.clone());
+                    pending.raws.entry(id.to_owned()).or_insert_with(|| raw.to_owned());
                 }
             }
         }

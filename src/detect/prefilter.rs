@@ -15,6 +15,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::LazyLock;
 
+use rustc_hash::FxHashSet;
+
 use memchr::memmem::Finder;
 use rsigma_parser::{
     ConditionExpr, Detection, DetectionItem, Quantifier, SelectorPattern, SigmaRule, SigmaValue,
@@ -38,12 +40,27 @@ pub fn rule_types(rule: &SigmaRule) -> Option<Types> {
     best(bound).map(|(_, types)| types)
 }
 
-/// Whether `value` (as written in a line) is one of `types`, whatever its case.
-pub fn admits(types: &Types, value: &str) -> bool {
-    if value.bytes().any(|b| b.is_ascii_uppercase()) {
-        types.contains(&value.to_ascii_lowercase())
-    } else {
-        types.contains(value)
+/// [`Types`] laid out for the scan, which looks a value up for every key named `type` of every
+/// line: one hash of its bytes (FxHash: the values are a few dozen bytes the rules wrote, not
+/// input an attacker chooses the keys of) and one comparison, where a sorted set compares it with
+/// a string at each level of the tree.
+#[derive(Debug, Clone, Default)]
+pub struct TypeIndex {
+    values: FxHashSet<Box<[u8]>>,
+}
+
+impl TypeIndex {
+    pub fn new(types: &Types) -> TypeIndex {
+        TypeIndex { values: types.iter().map(|t| t.as_bytes().into()).collect() }
+    }
+
+    /// Whether `value` (as written in a line) is one of the types, whatever its case.
+    pub fn admits(&self, value: &str) -> bool {
+        if value.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.values.contains(value.to_ascii_lowercase().as_bytes())
+        } else {
+            self.values.contains(value.as_bytes())
+        }
     }
 }
 
@@ -58,7 +75,7 @@ pub fn admits(types: &Types, value: &str) -> bool {
 /// a key ending in `type` followed by anything else (whitespace, a number), a value with an
 /// escape in it, an escaped printable ASCII character anywhere (`"typ\u0065"` could be the key),
 /// or no such key at all (the full parse then reports a line that is not an activity).
-pub fn may_match(types: &Types, line: &[u8]) -> bool {
+pub fn may_match(types: &TypeIndex, line: &[u8]) -> bool {
     let mut seen = false;
     for at in TYPE_CLOSE.find_iter(line) {
         let after = &line[at + TYPE_CLOSE.needle().len()..];
@@ -74,7 +91,7 @@ pub fn may_match(types: &Types, line: &[u8]) -> bool {
             return true;
         }
         match std::str::from_utf8(value) {
-            Ok(v) if !admits(types, v) => seen = true,
+            Ok(v) if !types.admits(v) => seen = true,
             _ => return true,
         }
     }
@@ -285,11 +302,11 @@ mod tests {
 
     #[test]
     fn the_scan_is_sure_only_of_lines_no_rule_can_match() {
-        let types = Types::from([
+        let types = TypeIndex::new(&Types::from([
             "org_sso_disabled".to_owned(),
             "chat_snapshot".to_owned(),
             "anthropic_actor".to_owned(),
-        ]);
+        ]));
         // (line, whether a rule bound to `types` may match it)
         let cases: [(&[u8], bool); 16] = [
             (br#"{"actor":{"type":"user_actor"},"type":"org_sso_disabled"}"#, true),

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::prefilter::{self, Types};
+use super::prefilter::{self, TypeIndex, Types};
 use rsigma_eval::{CompiledRule, Engine, EvalError, compile_rule};
 use rsigma_parser::{
     ConditionExpr, ConditionOperator, CorrelationCondition, CorrelationRule, CorrelationType,
@@ -151,6 +151,8 @@ pub struct RuleSet {
     pub(crate) correlations: Vec<Correlation>,
     /// The activity types some detection rule can match. See [`prefilter`].
     pub(crate) types: Types,
+    /// `types`, as the scan looks them up.
+    pub(crate) index: TypeIndex,
     /// The files of the rules that may match an activity of any type: while there is one, every
     /// line is evaluated in full.
     pub(crate) unbound: Vec<String>,
@@ -206,6 +208,7 @@ impl RuleSet {
             routes: HashMap::new(),
             correlations: Vec::new(),
             types: Types::new(),
+            index: TypeIndex::default(),
             unbound: Vec::new(),
         };
         // Names resolve to ids across the whole set (a correlation may use a rule of another file).
@@ -274,6 +277,7 @@ impl RuleSet {
             }
         }
         set.engine.extend_compiled_rules(compiled);
+        set.index = TypeIndex::new(&set.types);
         (set, errors)
     }
 
@@ -304,7 +308,7 @@ impl RuleSet {
     /// that no loaded rule can match. A line that is not JSON, or has no string `type`, is
     /// always worth it (it is then reported, or evaluated in full).
     pub fn may_match(&self, line: &[u8]) -> bool {
-        !self.unbound.is_empty() || prefilter::may_match(&self.types, line)
+        !self.unbound.is_empty() || prefilter::may_match(&self.index, line)
     }
 
     /// The activity types the loaded rules can match, or `None` when some rule may match any.
