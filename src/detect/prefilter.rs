@@ -15,12 +15,11 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::LazyLock;
 
-use rustc_hash::FxHashSet;
-
 use memchr::memmem::Finder;
 use rsigma_parser::{
     ConditionExpr, Detection, DetectionItem, Quantifier, SelectorPattern, SigmaRule, SigmaValue,
 };
+use rustc_hash::FxHashSet;
 
 /// Values, lowercased (Sigma's plain strings match without regard to case).
 pub type Types = BTreeSet<String>;
@@ -54,12 +53,17 @@ impl TypeIndex {
         TypeIndex { values: types.iter().map(|t| t.as_bytes().into()).collect() }
     }
 
+    /// Whether `value` is one of the types, exactly as they are held (lowercase).
+    pub fn contains(&self, value: &str) -> bool {
+        self.values.contains(value.as_bytes())
+    }
+
     /// Whether `value` (as written in a line) is one of the types, whatever its case.
     pub fn admits(&self, value: &str) -> bool {
         if value.bytes().any(|b| b.is_ascii_uppercase()) {
-            self.values.contains(value.to_ascii_lowercase().as_bytes())
+            self.contains(&value.to_ascii_lowercase())
         } else {
-            self.values.contains(value.as_bytes())
+            self.contains(value)
         }
     }
 }

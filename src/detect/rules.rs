@@ -149,10 +149,9 @@ pub struct RuleSet {
     pub(crate) metas: Vec<RuleMeta>,
     pub(crate) routes: HashMap<String, RuleRoute>,
     pub(crate) correlations: Vec<Correlation>,
-    /// The activity types some detection rule can match. See [`prefilter`].
-    pub(crate) types: Types,
-    /// `types`, as the scan looks them up.
-    pub(crate) index: TypeIndex,
+    /// The activity types some detection rule can match, as the scan looks them up. See
+    /// [`prefilter`].
+    pub(crate) types: TypeIndex,
     /// The files of the rules that may match an activity of any type: while there is one, every
     /// line is evaluated in full.
     pub(crate) unbound: Vec<String>,
@@ -207,10 +206,10 @@ impl RuleSet {
             metas: Vec::new(),
             routes: HashMap::new(),
             correlations: Vec::new(),
-            types: Types::new(),
-            index: TypeIndex::default(),
+            types: TypeIndex::default(),
             unbound: Vec::new(),
         };
+        let mut all_types = Types::new();
         // Names resolve to ids across the whole set (a correlation may use a rule of another file).
         let mut by_name: HashMap<String, String> = HashMap::new();
         let mut rule_ids = BTreeSet::new();
@@ -251,7 +250,7 @@ impl RuleSet {
             for (rule, _, types) in file.rules {
                 let Some(id) = rule.id.clone() else { continue };
                 match types {
-                    Some(types) => set.types.extend(types),
+                    Some(types) => all_types.extend(types),
                     None => set.unbound.push(file.file.clone()),
                 }
                 let meta = RuleMeta {
@@ -277,7 +276,7 @@ impl RuleSet {
             }
         }
         set.engine.extend_compiled_rules(compiled);
-        set.index = TypeIndex::new(&set.types);
+        set.types = TypeIndex::new(&all_types);
         (set, errors)
     }
 
@@ -308,11 +307,11 @@ impl RuleSet {
     /// that no loaded rule can match. A line that is not JSON, or has no string `type`, is
     /// always worth it (it is then reported, or evaluated in full).
     pub fn may_match(&self, line: &[u8]) -> bool {
-        !self.unbound.is_empty() || prefilter::may_match(&self.index, line)
+        !self.unbound.is_empty() || prefilter::may_match(&self.types, line)
     }
 
     /// The activity types the loaded rules can match, or `None` when some rule may match any.
-    pub fn types(&self) -> Option<&Types> {
+    pub fn types(&self) -> Option<&TypeIndex> {
         self.unbound.is_empty().then_some(&self.types)
     }
 
