@@ -4,6 +4,8 @@
 
 CARGO ?= cargo
 BENCH_QUICK ?=
+# BENCH_ONLY=drain: only the large drain, its CPU printed (BENCHMARKS.md untouched).
+BENCH_ONLY ?=
 # The collector is built alone, as cargo-lambda builds it for deployment: built together with the
 # simulator and testkit, its dependencies get their features too (the binary is 0.7 MB larger).
 # The bench then runs straight from the target directory.
@@ -35,4 +37,4 @@ bench: venv ## Measure memory, CPU, start-up, requests, wall time, binary size a
 	$(CARGO) build --release --locked -p anthropic-compliance-collector --bin anthropic-compliance-collector --bin anthropic-compliance-detector
 	$(CARGO) build --release --locked -p compliance-sim -p bench --bin compliance-sim --bin bench
 	before="$${BENCH_BEFORE_COLLECTOR:-}"; if [ -z "$$before" ] && [ -x "$(BENCH_BEFORE_BIN)" ]; then before="$(BENCH_BEFORE_BIN)"; fi; \
-		BENCH_QUICK=$(BENCH_QUICK) BENCH_BEFORE_COLLECTOR="$$before" $(BENCH_TARGET_DIR)/release/bench
+		BENCH_QUICK=$(BENCH_QUICK) BENCH_ONLY=$(BENCH_ONLY) BENCH_BEFORE_COLLECTOR="$$before" $(BENCH_TARGET_DIR)/release/bench
