@@ -17,7 +17,8 @@ BENCH_TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 # commit BENCH_BEFORE_REV (empty: skip it). Its tree comes out of git into the target directory and
 # is built with the same target directory, so only what changed since is compiled again (a few
 # minutes); its binary is copied aside before the current build takes the name back.
-BENCH_BEFORE_REV ?= 587c5dc
+# BENCH_ONLY runs no quota table, so it builds no 'before'.
+BENCH_BEFORE_REV ?= $(if $(BENCH_ONLY),,587c5dc)
 BENCH_BEFORE_DIR := $(abspath $(BENCH_TARGET_DIR))/bench-before
 BENCH_BEFORE_BIN := $(BENCH_BEFORE_DIR)/anthropic-compliance-collector
 
