@@ -4,7 +4,8 @@
 
 CARGO ?= cargo
 BENCH_QUICK ?=
-# BENCH_ONLY=drain: only the large drain, its CPU printed (BENCHMARKS.md untouched).
+# BENCH_ONLY=drain: only the large drain and the detector over it, their CPU printed (BENCHMARKS.md
+# untouched).
 BENCH_ONLY ?=
 # The collector is built alone, as cargo-lambda builds it for deployment: built together with the
 # simulator and testkit, its dependencies get their features too (the binary is 0.7 MB larger).

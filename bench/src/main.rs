@@ -6,7 +6,8 @@
 //! `compliance-sim` release binary), and the collector's release binary run through the Lambda
 //! Runtime API (testkit's `LambdaFunction`). The collector's process is measured from outside
 //! (`/proc/<pid>`) right after each invocation, while it is still warm. `BENCH_QUICK=1` makes every
-//! backlog ten times smaller; `BENCH_ONLY=drain` runs the large drain alone and prints its CPU.
+//! backlog ten times smaller; `BENCH_ONLY=drain` runs the large drain alone and prints its CPU,
+//! then the detector's over its archive.
 
 mod cost;
 mod detector;
@@ -77,8 +78,9 @@ fn main() -> ExitCode {
 /// The simulator's seed for the large drain: `BENCH_ONLY=drain` runs the same backlog as the bench.
 const LARGE_DRAIN_SEED: u64 = 12;
 
-/// `BENCH_ONLY=drain`: the large drain alone, its CPU printed and BENCHMARKS.md left as it is. For
-/// trying a change to the collector's CPU in two minutes instead of the whole bench's fifteen.
+/// `BENCH_ONLY=drain`: the large drain alone, its CPU printed and BENCHMARKS.md left as it is, then
+/// the detector over its archive, against that CPU. For trying a change to the collector's or the
+/// detector's CPU in two minutes instead of the whole bench's fifteen.
 async fn drain_only(bench: &mut Bench, n: usize, seed: u64) -> Result<(), Error> {
     let drain = scenario::drain(bench, n, seed).await?;
     let sample = &drain.first.sample;
@@ -90,6 +92,21 @@ async fn drain_only(bench: &mut Bench, n: usize, seed: u64) -> Result<(), Error>
         sample.peak_rss_mib(),
         drain.first.wall.as_secs_f64(),
         drain.first.num("requests"),
+    );
+    let detector_binary = testkit::binary_path("anthropic-compliance-detector");
+    let detect = detector::measure(
+        &bench.clients.s3,
+        &drain.target.bucket,
+        scenario::PREFIX,
+        &detector_binary,
+    )
+    .await?;
+    println!(
+        "detector over it: CPU {:.2} s ({:.3}x the drain's), {} alerts, peak RSS {:.1} MiB",
+        detect.cpu.as_secs_f64(),
+        detect.cpu.as_secs_f64() / sample.cpu.as_secs_f64().max(f64::MIN_POSITIVE),
+        detect.alerts,
+        detect.peak_rss_kib as f64 / 1024.0,
     );
     Ok(())
 }

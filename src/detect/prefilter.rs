@@ -58,12 +58,12 @@ impl TypeIndex {
         self.values.contains(value.as_bytes())
     }
 
-    /// Whether `value` (as written in a line) is one of the types, whatever its case.
-    pub fn admits(&self, value: &str) -> bool {
-        if value.bytes().any(|b| b.is_ascii_uppercase()) {
-            self.contains(&value.to_ascii_lowercase())
+    /// Whether `value` (ASCII, as written in a line) is one of the types, whatever its case.
+    pub fn admits(&self, value: &[u8]) -> bool {
+        if value.iter().any(u8::is_ascii_uppercase) {
+            self.values.contains(value.to_ascii_lowercase().as_slice())
         } else {
-            self.contains(value)
+            self.values.contains(value)
         }
     }
 }
@@ -77,7 +77,7 @@ impl TypeIndex {
 /// value that ends in "type". Every key named `type` at any depth is among the first kind. The
 /// line is a candidate when one of those values is in `types`, and whenever the scan is unsure:
 /// a key ending in `type` followed by anything else (whitespace, a number), a value with an
-/// escape in it, an escaped printable ASCII character anywhere (`"typ\u0065"` could be the key),
+/// escape or a character beyond ASCII in it, an escaped printable ASCII character anywhere (`"typ\u0065"` could be the key),
 /// or no such key at all (the full parse then reports a line that is not an activity).
 pub fn may_match(types: &TypeIndex, line: &[u8]) -> bool {
     let mut seen = false;
@@ -91,13 +91,12 @@ pub fn may_match(types: &TypeIndex, line: &[u8]) -> bool {
         let Some(value) = after.strip_prefix(b":\"") else { return true };
         let Some(end) = memchr::memchr(b'"', value) else { return true };
         let value = &value[..end];
-        if memchr::memchr(b'\\', value).is_some() {
+        // Beyond ASCII, a case-insensitive match could fold a character into an ASCII one
+        // (the Kelvin sign into `k`): such a value is left to the rules.
+        if !value.is_ascii() || memchr::memchr(b'\\', value).is_some() || types.admits(value) {
             return true;
         }
-        match std::str::from_utf8(value) {
-            Ok(v) if !types.admits(v) => seen = true,
-            _ => return true,
-        }
+        seen = true;
     }
     !seen || escapes_printable_ascii(line)
 }
@@ -312,7 +311,7 @@ mod tests {
             "anthropic_actor".to_owned(),
         ]));
         // (line, whether a rule bound to `types` may match it)
-        let cases: [(&[u8], bool); 16] = [
+        let cases: [(&[u8], bool); 18] = [
             (br#"{"actor":{"type":"user_actor"},"type":"org_sso_disabled"}"#, true),
             (br#"{"type":"ORG_SSO_DISABLED","actor":{"type":"user_actor"}}"#, true),
             (br#"{"actor":{"type":"user_actor"},"type":"claude_chat_created"}"#, false),
@@ -328,6 +327,10 @@ mod tests {
             (br#"{"type":"claude_chat_\u0063reated"}"#, true),
             (br#"{"type":"claude_chat_created","k":"\u0074ype"}"#, true),
             (br#"{"typ\u0065":"org_sso_disabled","type":"claude_chat_created"}"#, true),
+            // beyond ASCII: unsure (a case fold may map a character onto an ASCII letter, as
+            // it maps K, the Kelvin sign, onto k); so is a value that is not UTF-8
+            ("{\"type\":\"chat_snapshot\u{212a}\"}".as_bytes(), true),
+            (b"{\"type\":\"chat_\xff\"}", true),
             // no type, or not JSON: evaluated in full (and reported there)
             (br#"{"id":"a"}"#, true),
             (b"{\"id\":", true),

@@ -113,6 +113,9 @@ pub fn evaluate(args: &[String], stdout: &mut impl Write, stderr: &mut impl Writ
     run(&rules, &args.files, stdout, stderr)
 }
 
+/// Alert lines are written to stdout in chunks of this size.
+const OUT_BUFFER_BYTES: usize = 64 * 1024;
+
 /// Gzip files up to this size are read whole (the archive's objects are far smaller).
 const WHOLE_FILE_BYTES: u64 = 16 << 20;
 
@@ -162,12 +165,15 @@ fn run(
             Box::new(BufReader::new(input))
         };
         match session.evaluate(&name, reader) {
+            // A file's alerts go out together, a few writes rather than one a line (stdout is
+            // line-buffered, and an archive's worth of files finds tens of thousands).
             Ok(found) => {
+                let mut out = std::io::BufWriter::with_capacity(OUT_BUFFER_BYTES, &mut *stdout);
                 for alert in found {
                     alerts += 1;
                     match alert.to_json() {
                         Ok(line) => {
-                            if writeln!(stdout, "{line}").is_err() {
+                            if writeln!(out, "{line}").is_err() {
                                 return 1;
                             }
                         }
@@ -176,6 +182,9 @@ fn run(
                             return 1;
                         }
                     }
+                }
+                if out.flush().is_err() {
+                    return 1;
                 }
             }
             Err(e) => {
