@@ -8,7 +8,6 @@
 
 pub mod archive;
 pub mod aws;
-pub mod buffer_pool;
 pub mod clock;
 pub mod config;
 pub mod detect;

@@ -7,7 +7,6 @@
 
 use std::io::{self, BufRead, BufReader};
 use std::ops::Range;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use flate2::read::MultiGzDecoder;
@@ -16,7 +15,6 @@ use libdeflater::{CompressionLvl, Compressor};
 use sha2::{Digest, Sha256};
 
 use super::key::object_key;
-use crate::buffer_pool::BufferPool;
 use crate::feed::Activity;
 
 /// The gzip level, on libdeflate's scale (0 to 12): see BENCHMARKS.md ("gzip level") for the cost
@@ -53,21 +51,14 @@ pub struct EncodedObject {
     pub sha256: [u8; 32],
 }
 
-/// At most this many gzip bodies are kept for the next objects: a batch's objects are alive
-/// together until the batch is written (a page of 5,000 activities is a few objects), and a
-/// backfill's parts each hold their own.
-const SPARE_BODIES: usize = 16;
-
 /// Encodes activities into objects with libdeflate, one compressor for all of them: libdeflate
 /// compresses a whole buffer at once (it is not a streaming compressor), so the object's NDJSON is
 /// laid out contiguously first, in a scratch buffer kept from object to object, and compressed
-/// straight into the object's body (no second copy), a buffer on loan from a pool that gets it
-/// back once the upload drops it. The result is one standard gzip member (RFC 1952, CRC-32 and
+/// straight into the object's body (no second copy). The result is one standard gzip member (RFC 1952, CRC-32 and
 /// length included), read by gunzip, flate2, DuckDB, Athena and every SIEM.
 pub struct Encoder {
     compressor: Compressor,
     ndjson: Vec<u8>,
-    bodies: Arc<BufferPool>,
 }
 
 impl Default for Encoder {
@@ -88,11 +79,7 @@ impl Encoder {
     }
 
     fn at(level: CompressionLvl) -> Self {
-        Encoder {
-            compressor: Compressor::new(level),
-            ndjson: Vec::new(),
-            bodies: BufferPool::new(SPARE_BODIES, KEEP_SCRATCH_BYTES),
-        }
+        Encoder { compressor: Compressor::new(level), ndjson: Vec::new() }
     }
 
     /// Encodes `activities` (in feed order) into one object per event hour, or several for an
@@ -109,16 +96,16 @@ impl Encoder {
     }
 
     /// Compresses one buffer of NDJSON into one gzip member, written straight into the body it
-    /// returns: a pooled buffer of at least libdeflate's bound, of which the body is the member's
-    /// first bytes. A freshly allocated body (about 1 MiB for a full object, so a mapping of its
-    /// own) faulted in every page it wrote, object after object: 37% of a drain's page faults.
-    pub fn gzip(&mut self, ndjson: &[u8]) -> io::Result<Bytes> {
-        let mut body = self.bodies.take_len(self.compressor.gzip_compress_bound(ndjson.len()));
+    /// returns: the body is allocated at libdeflate's bound, then cut to the member's length.
+    pub fn gzip(&mut self, ndjson: &[u8]) -> io::Result<Vec<u8>> {
+        let mut body = vec![0; self.compressor.gzip_compress_bound(ndjson.len())];
         let n = self
             .compressor
             .gzip_compress(ndjson, &mut body)
             .map_err(|e| io::Error::other(format!("libdeflate: {e}")))?;
-        Ok(Bytes::from_owner(self.bodies.share_prefix(body, n)))
+        body.truncate(n);
+        body.shrink_to_fit();
+        Ok(body)
     }
 
     /// Encodes one non-empty group of activities of the same hour as one gzip member.
@@ -148,7 +135,7 @@ impl Encoder {
         let sha256 = Sha256::digest(&body).into();
         Ok(EncodedObject {
             key: object_key(prefix, first.created_at, group.iter().map(|a| a.id.as_str()), tag),
-            body,
+            body: body.into(),
             activities: group.len(),
             first_id: first.id.clone(),
             last_id: last.id.clone(),

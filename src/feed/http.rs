@@ -13,11 +13,11 @@ use jiff::{SignedDuration, Timestamp};
 use reqwest::Url;
 use reqwest::header::{HeaderMap, HeaderValue};
 
+use super::body_pool::BodyPool;
 use super::budget::{BodyBudget, first_activity_id, halve};
 use super::query::{ACTIVITIES_PATH, query_string};
 use super::retry::{Backoff, Decision, Failure, decide};
 use super::{ActivityFeed, BodySize, FeedClient, FeedError, Page, PageQuery, RequestStats};
-use crate::buffer_pool::BufferPool;
 use crate::clock::{Clock, Deadline};
 // Also at its old path, for callers not yet moved to `crate::error` (the detector branch).
 pub use crate::error::error_chain;
@@ -60,7 +60,7 @@ pub struct HttpClient<C> {
     jitter: Mutex<fastrand::Rng>,
     /// Buffers of earlier bodies for the next pages: a body of several MB is read into memory
     /// already mapped, not into a fresh allocation the kernel must fault in page by page.
-    bodies: Arc<BufferPool>,
+    bodies: Arc<BodyPool>,
     /// No body larger than this is read whole (see [`super::budget`]).
     body_budget: BodyBudget,
 }
@@ -104,7 +104,7 @@ impl<C: Clock> HttpClient<C> {
             last_request: Mutex::new(None),
             hold_until: Mutex::new(None),
             page_limit_cap: AtomicU32::new(u32::MAX),
-            bodies: BufferPool::new(SPARE_BODIES, SPARE_BODY_BYTES),
+            bodies: BodyPool::new(SPARE_BODIES, SPARE_BODY_BYTES),
             jitter: Mutex::new(fastrand::Rng::new()),
             body_budget: BodyBudget::OUTSIDE_LAMBDA,
         })

@@ -5,6 +5,7 @@
 //! the core stores and hands back, never parses. Errors are classified once, here, so the retry
 //! policy, the run's outcome and the operator's message all agree on what a failure means.
 
+pub mod body_pool;
 pub mod budget;
 pub mod http;
 pub mod page;
