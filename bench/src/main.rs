@@ -736,7 +736,7 @@ fn level_costs(floor: &Floor) -> (Figure, String) {
                  month at 3 million activities). Money is not the only price of CPU here: at {} MB \
                  a function has {vcpu:.3} vCPU, so each CPU-second of gzip is {:.1} s of run time, \
                  and a 5,000-activity page costs {:.2} s of it at level {} against {:.2} s at \
-                 level {}.\n\n**Choice: level {}**, the level with the least CPU among those \
+                 level {GZIP_LEVEL} (current).\n\n**Choice: level {}**, the level with the least CPU among those \
                  within {:.0}% of the cheapest total{}.",
                 best.level,
                 best.total(),
@@ -745,10 +745,9 @@ fn level_costs(floor: &Floor) -> (Figure, String) {
                 (current.total() - best.total()) * cost::ACTIVITIES_PER_MONTH / 1e6,
                 scenario::MEMORY_MB,
                 1.0 / vcpu,
-                best.cpu_seconds * 5000.0 / 1e6 / vcpu,
-                best.level,
                 chosen.cpu_seconds * 5000.0 / 1e6 / vcpu,
                 chosen.level,
+                current.cpu_seconds * 5000.0 / 1e6 / vcpu,
                 chosen.level,
                 cost::LEVEL_TOLERANCE * 100.0,
                 if chosen.level == GZIP_LEVEL {
