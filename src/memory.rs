@@ -15,9 +15,10 @@
 //! page's activity list (about 400 KB) and hyper's read buffers. A threshold of 512 KiB with the
 //! gzip buffers pooled cut the faults to about 14,000 and the CPU by about 0.8 s (10.1 → 9.3 s on a
 //! slow day), but the heap then kept those buffers in every thread's arena: six backfill windows at
-//! once peaked at 48 MiB instead of 33 (over their target), the 100,000 drain at 24 MiB instead of
-//! 19. The gzip pool alone at this threshold saved about 0.2 s, within the noise, for +1 MiB on a
-//! drain and 44 MiB on the backfill.
+//! once peaked at 48 MiB (over their target; this code measured 33 and 41 MiB in two runs, the
+//! windows' pages in flight varying with timing), the 100,000 drain at 24 MiB instead of 19. The
+//! gzip pool alone at this threshold saved about 0.2 s, within the noise, for +1 MiB on a drain,
+//! growth from 100,000 to 1,000,000 over its target (+2.2 MiB) and 44 MiB on the backfill.
 
 /// Fixes the threshold; `false` where there is no glibc to tell (the default allocator stays).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
