@@ -14,11 +14,11 @@
 //! 1,000,000 drain's 90,000 minor faults are the gzip output buffers (about 1 MiB each), each
 //! page's activity list (about 400 KB) and hyper's read buffers. A threshold of 512 KiB with the
 //! gzip buffers pooled cut the faults to about 14,000 and the CPU by about 0.8 s (10.1 → 9.3 s on a
-//! slow day), but the heap then kept those buffers in every thread's arena: six backfill windows at
-//! once peaked at 48 MiB (over their target; this code measured 33 and 41 MiB in two runs, the
-//! windows' pages in flight varying with timing), the 100,000 drain at 24 MiB instead of 19. The
-//! gzip pool alone at this threshold saved about 0.2 s, within the noise, for +1 MiB on a drain,
-//! growth from 100,000 to 1,000,000 over its target (+2.2 MiB) and 44 MiB on the backfill.
+//! slow day), but buffers under 512 KiB then stayed in the heap once freed, and the peaks rose: six
+//! backfill windows at once 48 MiB (over their target; the code as it is measured 33 and 41 MiB in
+//! two runs, the windows' pages in flight varying with timing), the 100,000 drain 24 MiB, not 19.
+//! The gzip pool alone at this threshold saved about 0.2 s, within the noise, for +1 MiB on a
+//! drain, growth from 100,000 to 1,000,000 over its target (+2.2 MiB) and 44 MiB on the backfill.
 
 /// Fixes the threshold; `false` where there is no glibc to tell (the default allocator stays).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
