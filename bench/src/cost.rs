@@ -91,19 +91,6 @@ impl LevelCost {
     }
 }
 
-/// Levels whose total is within this share of the cheapest are "as cheap".
-pub const LEVEL_TOLERANCE: f64 = 0.01;
-
-/// The level to use: the least CPU among the levels whose total is within [`LEVEL_TOLERANCE`] of
-/// `cheapest`. Beyond money, CPU is run time (a fraction of a vCPU at small memory sizes).
-pub fn choose_level(costs: &[LevelCost], cheapest: f64) -> Option<LevelCost> {
-    costs
-        .iter()
-        .filter(|c| c.total() <= cheapest * (1.0 + LEVEL_TOLERANCE))
-        .min_by(|a, b| a.cpu_seconds.total_cmp(&b.cpu_seconds))
-        .copied()
-}
-
 /// What one typical scheduled run does, as measured.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct RunProfile {
@@ -268,19 +255,6 @@ mod tests {
         assert!((c.storage - 0.023 * 12.0).abs() < 1e-12);
         assert!((c.transfer - 0.09).abs() < 1e-12);
         assert!((c.total() - (c.lambda + 0.276 + 0.09)).abs() < 1e-12);
-    }
-
-    #[test]
-    fn the_chosen_level_is_the_least_cpu_among_the_nearly_cheapest() {
-        // GIVEN level 9 barely cheaper than 6, and 3 clearly dearer
-        let costs = [
-            LevelCost::new(3, 6.0, 0.100 * GB),
-            LevelCost::new(6, 10.0, 0.0920 * GB),
-            LevelCost::new(9, 16.0, 0.0915 * GB),
-        ];
-        let cheapest = costs.iter().map(LevelCost::total).fold(f64::MAX, f64::min);
-        // THEN 6 is chosen: within 1% of the cheapest, with less CPU than 9
-        assert_eq!(choose_level(&costs, cheapest).map(|c| c.level), Some(6));
     }
 
     #[test]
