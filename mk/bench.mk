@@ -9,7 +9,8 @@ BENCH_QUICK ?=
 BENCH_ONLY ?=
 # The collector is built alone, as cargo-lambda builds it for deployment: built together with the
 # simulator and testkit, its dependencies get their features too (the binary is 0.7 MB larger).
-# The bench then runs straight from the target directory.
+# The bench then runs straight from the target directory, so the builds go to BENCH_TARGET_DIR too
+# (else a BENCH_TARGET_DIR other than the tree's own would run whatever binaries it held before).
 BENCH_TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 
 .PHONY: bench
@@ -36,7 +37,7 @@ bench: venv ## Measure memory, CPU, start-up, requests, wall time, binary size a
 	else \
 		echo "bench: no commit $(BENCH_BEFORE_REV) here; the quota table has no 'before' row"; rm -f "$(BENCH_BEFORE_BIN)"; \
 	fi
-	$(CARGO) build --release --locked -p anthropic-compliance-collector --bin anthropic-compliance-collector --bin anthropic-compliance-detector
-	$(CARGO) build --release --locked -p compliance-sim -p bench --bin compliance-sim --bin bench
+	CARGO_TARGET_DIR="$(abspath $(BENCH_TARGET_DIR))" $(CARGO) build --release --locked -p anthropic-compliance-collector --bin anthropic-compliance-collector --bin anthropic-compliance-detector
+	CARGO_TARGET_DIR="$(abspath $(BENCH_TARGET_DIR))" $(CARGO) build --release --locked -p compliance-sim -p bench --bin compliance-sim --bin bench
 	before="$${BENCH_BEFORE_COLLECTOR:-}"; if [ -z "$$before" ] && [ -x "$(BENCH_BEFORE_BIN)" ]; then before="$(BENCH_BEFORE_BIN)"; fi; \
 		BENCH_QUICK=$(BENCH_QUICK) BENCH_ONLY=$(BENCH_ONLY) BENCH_BEFORE_COLLECTOR="$$before" $(BENCH_TARGET_DIR)/release/bench
