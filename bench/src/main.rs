@@ -355,7 +355,7 @@ fn half_figure(n: usize, cpu: f64, floor_cpu: f64, floor: &Floor) -> Figure {
     let rest = cpu - floor_cpu;
     let fastest = floor.level(1).map(|l| l.cpu.as_secs_f64());
     let value = format!(
-        "{cpu:.2} s, {:.2} s over: gzip at level {GZIP_LEVEL} alone is {floor_cpu:.2} s of it and          the rest {rest:.2} s{}",
+        "{cpu:.2} s, {:.2} s over: gzip at level {GZIP_LEVEL} alone is {floor_cpu:.2} s of it and the rest {rest:.2} s{}",
         cpu - CPU_TARGET_SECONDS,
         match fastest {
             Some(l1) => format!(
